@@ -1,0 +1,22 @@
+# The README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: test tools lint crds demo
+
+## Build the pinned control-plane tools (cached outside the repository), then run every test.
+test: tools
+	$(CARGO) fmt --all --check
+	$(CARGO) test --workspace --locked --no-fail-fast
+
+## Build etcd, kube-apiserver, kube-controller-manager, kubectl and Pebble from the Go module proxy.
+tools:
+	e2e/tools.sh
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## Regenerate crds/ from the API types.
+crds:
+	$(CARGO) run --quiet -- crds --dir crds

@@ -1,0 +1,7 @@
+//! certsmith: issues and renews TLS certificates through ACME, API-compatible with cert-manager v1.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod crds;
+pub mod pki;
