@@ -1,11 +1,16 @@
-//! The command line: `certsmith crds`, `certsmith version`.
+//! The command line: `certsmith crds`, `certsmith solver`, `certsmith version`.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "certsmith", version, about = "ACME certificates for Kubernetes, compatible with cert-manager v1")]
+#[command(
+    name = "certsmith",
+    version,
+    about = "ACME certificates for Kubernetes, compatible with cert-manager v1"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -19,8 +24,45 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Serve one HTTP-01 challenge: the process of an HTTP-01 solver Pod (cert-manager's
+    /// `acmesolver`).
+    Solver(SolverArgs),
     /// Print the version.
     Version,
+}
+
+/// The arguments of `certsmith solver`, cert-manager's `acmesolver` flags.
+#[derive(clap::Args)]
+pub struct SolverArgs {
+    /// The port to listen on.
+    #[arg(long, default_value_t = 8089)]
+    pub listen_port: u16,
+    /// The address to listen on; the solver Pod passes its own address through the downward
+    /// API. Default: all addresses.
+    #[arg(long, env = "POD_IP")]
+    pub listen_address: Option<IpAddr>,
+    /// The identifier (DNS name or IP address) the challenge is for; requests for other hosts
+    /// get 404.
+    #[arg(long)]
+    pub domain: String,
+    /// The challenge token.
+    #[arg(long)]
+    pub token: String,
+    /// The key authorization to serve.
+    #[arg(long)]
+    pub key: String,
+}
+
+// The key authorization stays out of debug output.
+impl std::fmt::Debug for SolverArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SolverArgs")
+            .field("listen_port", &self.listen_port)
+            .field("listen_address", &self.listen_address)
+            .field("domain", &self.domain)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Cli {
@@ -37,6 +79,30 @@ impl Cli {
                     std::fs::write(&path, crate::crds::to_yaml(&crd))?;
                 }
                 Ok(())
+            }
+            Command::Solver(args) => {
+                // Logs go to the Pod's log; RUST_LOG overrides the level.
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(
+                        tracing_subscriber::EnvFilter::try_from_default_env()
+                            .unwrap_or_else(|_| "info".into()),
+                    )
+                    .with_writer(std::io::stderr)
+                    .try_init();
+                let addr = SocketAddr::new(
+                    args.listen_address
+                        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                    args.listen_port,
+                );
+                let config = crate::solvers::http01::server::SolverConfig {
+                    domain: args.domain,
+                    token: args.token,
+                    key: args.key,
+                };
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(crate::solvers::http01::server::run(addr, config))
             }
             Command::Version => {
                 println!("certsmith {}", env!("CARGO_PKG_VERSION"));

@@ -10,7 +10,9 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
 fn manifest(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/manifests").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/manifests")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -47,7 +49,9 @@ fn assert_preserved(path: &str, sent: &Value, stored: &Value) {
         (Value::Object(s), Value::Object(t)) => {
             for (k, v) in s {
                 let child = format!("{path}.{k}");
-                let got = t.get(k).unwrap_or_else(|| panic!("{child} was dropped by the server"));
+                let got = t
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{child} was dropped by the server"));
                 assert_preserved(&child, v, got);
             }
         }
@@ -75,7 +79,10 @@ async fn all_six_crds_are_established() {
         "orders.acme.cert-manager.io",
         "challenges.acme.cert-manager.io",
     ] {
-        let crd = crds.get(name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let crd = crds
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let established = crd
             .status
             .and_then(|s| s.conditions)
@@ -114,13 +121,27 @@ async fn kubectl_get_shows_cert_manager_columns() {
     let cp = ControlPlane::shared();
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace("columns").await.unwrap();
-    create(&client, &ns, &manifest("certificate-full.yaml")).await.unwrap();
+    create(&client, &ns, &manifest("certificate-full.yaml"))
+        .await
+        .unwrap();
     let expected = [
-        ("certificates", "NAME READY SECRET AGE", "NAME READY SECRET ISSUER STATUS AGE"),
-        ("certificaterequests", "NAME APPROVED DENIED READY ISSUER REQUESTER AGE", "NAME APPROVED DENIED READY ISSUER REQUESTER STATUS AGE"),
+        (
+            "certificates",
+            "NAME READY SECRET AGE",
+            "NAME READY SECRET ISSUER STATUS AGE",
+        ),
+        (
+            "certificaterequests",
+            "NAME APPROVED DENIED READY ISSUER REQUESTER AGE",
+            "NAME APPROVED DENIED READY ISSUER REQUESTER STATUS AGE",
+        ),
         ("issuers", "NAME READY AGE", "NAME READY STATUS AGE"),
         ("orders", "NAME STATE AGE", "NAME STATE ISSUER REASON AGE"),
-        ("challenges", "NAME STATE DOMAIN AGE", "NAME STATE DOMAIN REASON AGE"),
+        (
+            "challenges",
+            "NAME STATE DOMAIN AGE",
+            "NAME STATE DOMAIN REASON AGE",
+        ),
     ];
     for (resource, plain, wide) in expected {
         for (args, want) in [(vec![], plain), (vec!["-o", "wide"], wide)] {
@@ -130,16 +151,260 @@ async fn kubectl_get_shows_cert_manager_columns() {
                 .args(&args)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "kubectl get {resource}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "kubectl get {resource}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);
             // An empty list prints "No resources found" on stderr and no header; create-less kinds
             // are checked through the table's column definitions instead.
-            let header = stdout.lines().next().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "));
+            let header = stdout
+                .lines()
+                .next()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "));
             match header {
                 Some(h) => assert_eq!(h, want, "kubectl get {resource} {args:?}"),
-                None => assert!(stderr.contains("No resources found"), "kubectl get {resource}: {stderr}"),
+                None => assert!(
+                    stderr.contains("No resources found"),
+                    "kubectl get {resource}: {stderr}"
+                ),
             }
         }
     }
+}
+
+/// Applies an RFC 7386 merge patch to a JSON value.
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    merge(b.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+/// (manifest, merge patch, text the API server's rejection must contain)
+fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
+    use serde_json::json;
+    let cert = "certificate-literal-subject.yaml";
+    let full = "certificate-full.yaml";
+    let le = "clusterissuer-letsencrypt.yaml";
+    vec![
+        (cert, json!({"spec": {"secretName": null}}), "secretName"),
+        (
+            cert,
+            json!({"spec": {"literalSubject": null}}),
+            "at least one of",
+        ),
+        (full, json!({"spec": {"duration": "30m"}}), "at least 1h"),
+        (
+            full,
+            json!({"spec": {"duration": "ninety days"}}),
+            "duration",
+        ),
+        (full, json!({"spec": {"renewBefore": "1m"}}), "at least 5m"),
+        (
+            full,
+            json!({"spec": {"renewBefore": "3000h"}}),
+            "shorter than",
+        ),
+        (
+            full,
+            json!({"spec": {"renewBeforePercentage": 10}}),
+            "renewBeforePercentage",
+        ),
+        (
+            cert,
+            json!({"spec": {"commonName": "app"}}),
+            "literalSubject",
+        ),
+        (
+            full,
+            json!({"spec": {"revisionHistoryLimit": 0}}),
+            "revisionHistoryLimit",
+        ),
+        (
+            full,
+            json!({"spec": {"nameConstraints": {"permitted": {"dnsDomains": ["example.com"]}}}}),
+            "isCA",
+        ),
+        (
+            full,
+            json!({"spec": {"keystores": {"pkcs12": {"passwordSecretRef": {"name": "p", "key": "k"}}}}}),
+            "password",
+        ),
+        (
+            full,
+            json!({"spec": {"keystores": {"jks": {"passwordSecretRef": null}}}}),
+            "password",
+        ),
+        (
+            full,
+            json!({"spec": {"usages": ["server auth", "world domination"]}}),
+            "world domination",
+        ),
+        (
+            full,
+            json!({"spec": {"privateKey": {"algorithm": "ECDSA", "size": 512}}}),
+            "256, 384 or 521",
+        ),
+        (
+            full,
+            json!({"spec": {"privateKey": {"algorithm": "RSA", "size": 1024}}}),
+            "between 2048 and 8192",
+        ),
+        (
+            full,
+            json!({"spec": {"privateKey": {"algorithm": "DSA"}}}),
+            "DSA",
+        ),
+        (
+            full,
+            json!({"spec": {"issuerRef": {"name": ""}}}),
+            "issuerRef.name",
+        ),
+        (
+            "issuer-ca.yaml",
+            json!({"spec": {"selfSigned": {}}}),
+            "exactly one of acme, ca, selfSigned, vault or venafi",
+        ),
+        (
+            "issuer-ca.yaml",
+            json!({"spec": {"ca": null}}),
+            "exactly one of acme, ca, selfSigned, vault or venafi",
+        ),
+        (
+            le,
+            json!({"spec": {"acme": {"solvers": [{"http01": {"ingress": {}}, "dns01": {"cloudflare": {"apiTokenSecretRef": {"name": "t", "key": "k"}}}}]}}}),
+            "http01 or dns01",
+        ),
+        (
+            le,
+            json!({"spec": {"acme": {"solvers": [{"dns01": {}}]}}}),
+            "provider",
+        ),
+        (
+            le,
+            json!({"spec": {"acme": {"solvers": [{"http01": {"ingress": {"class": "nginx", "ingressClassName": "nginx"}}}]}}}),
+            "class",
+        ),
+        (
+            le,
+            json!({"spec": {"acme": {"privateKeySecretRef": null}}}),
+            "privateKeySecretRef",
+        ),
+        (
+            le,
+            json!({"spec": {"acme": {"externalAccountBinding": {"keyID": null}}}}),
+            "keyID",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn invalid_manifests_are_rejected_with_a_clear_message() {
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("invalid").await.unwrap();
+    let mut failures = Vec::new();
+    for (i, (file, patch, expected)) in invalid_cases().into_iter().enumerate() {
+        let mut obj = manifest(file);
+        merge(&mut obj, &patch);
+        let name = format!("invalid-{i}");
+        obj["metadata"]["name"] = Value::from(name);
+        match create(&client, &ns, &obj).await {
+            Ok(_) => failures.push(format!(
+                "{file} + {patch}: accepted, expected a rejection mentioning {expected:?}"
+            )),
+            Err(kube::Error::Api(status)) => {
+                let message = status.message.clone();
+                if status.code != 422 || !message.contains(expected) {
+                    failures.push(format!(
+                        "{file} + {patch}: HTTP {} {message:?} does not mention {expected:?}",
+                        status.code
+                    ));
+                } else {
+                    eprintln!("rejected as expected: {message}");
+                }
+            }
+            Err(other) => failures.push(format!("{file} + {patch}: {other}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn certificate_request_spec_is_immutable_and_approval_is_one_way() {
+    use serde_json::json;
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace("crimmutable").await.unwrap();
+    let cr = json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "CertificateRequest",
+        "metadata": {"name": "req"},
+        "spec": {
+            "request": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg==",
+            "issuerRef": {"name": "ca-issuer"},
+            "usages": ["digital signature", "key encipherment"]
+        }
+    });
+    create(&client, &ns, &cr)
+        .await
+        .expect("a CertificateRequest is accepted");
+    let api = api_for(&client, &cr, &ns);
+    let patch = |v: Value| kube::api::Patch::Merge(v);
+    let pp = kube::api::PatchParams::default();
+    let err = api
+        .patch(
+            "req",
+            &pp,
+            &patch(json!({"spec": {"issuerRef": {"name": "other"}}})),
+        )
+        .await
+        .expect_err("changing the spec is rejected");
+    assert!(err.to_string().contains("immutable"), "{err}");
+
+    let condition = |type_: &str, status: &str| {
+        json!({"type": type_, "status": status, "reason": "test", "message": "test",
+               "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    };
+    let err = api
+        .patch_status(
+            "req",
+            &pp,
+            &patch(json!({"status": {"conditions": [condition("Approved", "False")]}})),
+        )
+        .await
+        .expect_err("Approved=False is rejected");
+    assert!(err.to_string().contains("Approved"), "{err}");
+    api.patch_status(
+        "req",
+        &pp,
+        &patch(json!({"status": {"conditions": [condition("Approved", "True")]}})),
+    )
+    .await
+    .expect("Approved=True is accepted");
+    let err = api
+        .patch_status(
+            "req",
+            &pp,
+            &patch(json!({"status": {"conditions": [condition("Approved", "True"), condition("Denied", "True")]}})),
+        )
+        .await
+        .expect_err("Approved and Denied together are rejected");
+    assert!(err.to_string().contains("Denied"), "{err}");
+    let err = api
+        .patch_status("req", &pp, &patch(json!({"status": {"conditions": []}})))
+        .await
+        .expect_err("removing Approved is rejected");
+    assert!(err.to_string().contains("Approved"), "{err}");
 }

@@ -33,7 +33,12 @@ fn cert_manager_crds() -> Vec<Value> {
             crds.push(crd);
         }
     }
-    assert_eq!(crds.len(), 6, "cert-manager ships six CRDs in {}", dir.display());
+    assert_eq!(
+        crds.len(),
+        6,
+        "cert-manager ships six CRDs in {}",
+        dir.display()
+    );
     crds
 }
 
@@ -94,7 +99,9 @@ fn compare(path: &str, theirs: &Value, ours: &Value, problems: &mut Vec<String>)
         if let Some(enum_ours) = ours["enum"].as_array() {
             for value in enum_theirs {
                 if !enum_ours.contains(value) {
-                    problems.push(format!("{path}: certsmith does not accept enum value {value}"));
+                    problems.push(format!(
+                        "{path}: certsmith does not accept enum value {value}"
+                    ));
                 }
             }
         }
@@ -131,13 +138,29 @@ fn compare(path: &str, theirs: &Value, ours: &Value, problems: &mut Vec<String>)
     let required = |s: &Value| -> BTreeSet<String> {
         s["required"]
             .as_array()
-            .map(|r| r.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     for extra in required(ours).difference(&required(theirs)) {
-        problems.push(format!("{path}.{extra}: required by certsmith but optional in cert-manager"));
+        if STRICTER_THAN_CRD.contains(&(path, extra.as_str())) {
+            continue;
+        }
+        problems.push(format!(
+            "{path}.{extra}: required by certsmith but optional in cert-manager"
+        ));
     }
 }
+
+/// Fields cert-manager's CRD leaves optional but its admission webhook rejects when missing;
+/// certsmith has no webhook, so its schema requires them.
+const STRICTER_THAN_CRD: &[(&str, &str)] = &[
+    ("certificates.cert-manager.io", "spec"),
+    ("certificaterequests.cert-manager.io", "spec"),
+];
 
 #[test]
 fn every_cert_manager_property_path_exists_in_ours_with_a_compatible_type() {
@@ -162,9 +185,9 @@ fn every_cert_manager_property_path_exists_in_ours_with_a_compatible_type() {
 }
 
 fn count_paths(schema: &Value) -> usize {
-    let props = schema["properties"].as_object().map_or(0, |p| {
-        p.values().map(|s| 1 + count_paths(s)).sum::<usize>()
-    });
+    let props = schema["properties"]
+        .as_object()
+        .map_or(0, |p| p.values().map(|s| 1 + count_paths(s)).sum::<usize>());
     let items = schema.get("items").map_or(0, count_paths);
     let values = schema
         .get("additionalProperties")
@@ -182,9 +205,19 @@ fn names_scope_columns_subresources_and_selectable_fields_match() {
         let name = crd["metadata"]["name"].as_str().unwrap();
         let mine = find(&ours, name);
         for field in ["group", "scope"] {
-            assert_eq!(mine["spec"][field], crd["spec"][field], "{name}: spec.{field}");
+            assert_eq!(
+                mine["spec"][field], crd["spec"][field],
+                "{name}: spec.{field}"
+            );
         }
-        for field in ["kind", "listKind", "plural", "singular", "shortNames", "categories"] {
+        for field in [
+            "kind",
+            "listKind",
+            "plural",
+            "singular",
+            "shortNames",
+            "categories",
+        ] {
             assert_eq!(
                 mine["spec"]["names"][field], crd["spec"]["names"][field],
                 "{name}: spec.names.{field}"
@@ -193,7 +226,10 @@ fn names_scope_columns_subresources_and_selectable_fields_match() {
         let (v_theirs, v_ours) = (v1(crd), v1(mine));
         assert_eq!(v_ours["served"], true, "{name}: served");
         assert_eq!(v_ours["storage"], true, "{name}: storage");
-        assert_eq!(v_ours["subresources"], v_theirs["subresources"], "{name}: subresources");
+        assert_eq!(
+            v_ours["subresources"], v_theirs["subresources"],
+            "{name}: subresources"
+        );
         assert_eq!(
             v_ours["selectableFields"], v_theirs["selectableFields"],
             "{name}: selectableFields"
@@ -215,6 +251,10 @@ fn names_scope_columns_subresources_and_selectable_fields_match() {
                 })
                 .unwrap_or_default()
         };
-        assert_eq!(columns(v_ours), columns(v_theirs), "{name}: printer columns");
+        assert_eq!(
+            columns(v_ours),
+            columns(v_theirs),
+            "{name}: printer columns"
+        );
     }
 }

@@ -14,7 +14,12 @@ fn crds_directory_matches_the_generated_crds() {
     }
     let generated: BTreeMap<String, String> = certsmith::crds::all()
         .iter()
-        .map(|crd| (certsmith::crds::file_name(crd), certsmith::crds::to_yaml(crd)))
+        .map(|crd| {
+            (
+                certsmith::crds::file_name(crd),
+                certsmith::crds::to_yaml(crd),
+            )
+        })
         .collect();
     assert_eq!(
         on_disk.keys().collect::<Vec<_>>(),

@@ -3,7 +3,8 @@
 
 use pkcs8::der::{Decode, Encode};
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ECDSA_P521_SHA512};
-use rcgen::{PKCS_ED25519, PKCS_RSA_SHA256, RsaKeySize};
+use rcgen::{PKCS_ED25519, PKCS_RSA_SHA256, PublicKeyData, RsaKeySize};
+use x509_parser::prelude::FromDer;
 
 /// Algorithm and size of a private key, with cert-manager's defaults applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +106,9 @@ pub fn parse_pem(pem: &str) -> Result<KeyPair, KeyError> {
 pub fn encode_pem(key: &KeyPair, encoding: KeyEncoding) -> Result<String, KeyError> {
     let pkcs8 = key.serialize_der();
     let block = match (encoding, KeySpec::of(key)) {
-        (KeyEncoding::Pkcs8, _) | (_, Some(KeySpec::Ed25519)) => pem::Pem::new("PRIVATE KEY", pkcs8),
+        (KeyEncoding::Pkcs8, _) | (_, Some(KeySpec::Ed25519)) => {
+            pem::Pem::new("PRIVATE KEY", pkcs8)
+        }
         (KeyEncoding::Pkcs1, Some(KeySpec::Rsa(_))) => {
             let info = pkcs8::PrivateKeyInfo::from_der(&pkcs8).map_err(parse_err)?;
             pem::Pem::new("RSA PRIVATE KEY", info.private_key.to_vec())
@@ -115,7 +118,10 @@ pub fn encode_pem(key: &KeyPair, encoding: KeyEncoding) -> Result<String, KeyErr
         }
         (KeyEncoding::Pkcs1, None) => return Err(KeyError::Unsupported("unknown key type".into())),
     };
-    Ok(pem::encode_config(&block, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF)))
+    Ok(pem::encode_config(
+        &block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    ))
 }
 
 /// SEC1 `ECPrivateKey` with the named curve, as OpenSSL and Go write `EC PRIVATE KEY`.
@@ -136,7 +142,7 @@ fn parse_err(e: impl std::fmt::Display) -> KeyError {
 
 /// Bit length of an RSA key's modulus, read from its SubjectPublicKeyInfo.
 fn rsa_modulus_bits(key: &KeyPair) -> Option<u32> {
-    let spki = key.public_key_der();
+    let spki = key.subject_public_key_info();
     let (_, parsed) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).ok()?;
     match parsed.parsed().ok()? {
         x509_parser::public_key::PublicKey::RSA(rsa) => Some(rsa.key_size() as u32),
@@ -146,7 +152,7 @@ fn rsa_modulus_bits(key: &KeyPair) -> Option<u32> {
 
 /// DER SubjectPublicKeyInfo of a key: what a certificate's public key is compared against.
 pub fn public_key_der(key: &KeyPair) -> Vec<u8> {
-    key.public_key_der()
+    key.subject_public_key_info()
 }
 
 #[cfg(test)]
@@ -155,29 +161,50 @@ mod tests {
 
     #[test]
     fn defaults_follow_cert_manager() {
-        assert_eq!(KeySpec::from_fields(None, None).unwrap(), KeySpec::Rsa(2048));
-        assert_eq!(KeySpec::from_fields(Some("ECDSA"), None).unwrap(), KeySpec::Ecdsa(256));
-        assert_eq!(KeySpec::from_fields(Some("Ed25519"), None).unwrap(), KeySpec::Ed25519);
+        assert_eq!(
+            KeySpec::from_fields(None, None).unwrap(),
+            KeySpec::Rsa(2048)
+        );
+        assert_eq!(
+            KeySpec::from_fields(Some("ECDSA"), None).unwrap(),
+            KeySpec::Ecdsa(256)
+        );
+        assert_eq!(
+            KeySpec::from_fields(Some("Ed25519"), None).unwrap(),
+            KeySpec::Ed25519
+        );
         assert!(KeySpec::from_fields(Some("ECDSA"), Some(512)).is_err());
         assert!(KeySpec::from_fields(Some("RSA"), Some(1024)).is_err());
     }
 
     #[test]
     fn every_algorithm_round_trips_through_every_encoding() {
-        for spec in [KeySpec::Rsa(2048), KeySpec::Ecdsa(256), KeySpec::Ecdsa(384), KeySpec::Ecdsa(521), KeySpec::Ed25519] {
+        for spec in [
+            KeySpec::Rsa(2048),
+            KeySpec::Ecdsa(256),
+            KeySpec::Ecdsa(384),
+            KeySpec::Ecdsa(521),
+            KeySpec::Ed25519,
+        ] {
             let key = spec.generate().unwrap();
             assert_eq!(KeySpec::of(&key), Some(spec));
             for encoding in [KeyEncoding::Pkcs1, KeyEncoding::Pkcs8] {
                 let pem = encode_pem(&key, encoding).unwrap();
                 let label = pem.lines().next().unwrap().to_owned();
                 let expected = match (encoding, spec) {
-                    (KeyEncoding::Pkcs8, _) | (_, KeySpec::Ed25519) => "-----BEGIN PRIVATE KEY-----",
+                    (KeyEncoding::Pkcs8, _) | (_, KeySpec::Ed25519) => {
+                        "-----BEGIN PRIVATE KEY-----"
+                    }
                     (_, KeySpec::Rsa(_)) => "-----BEGIN RSA PRIVATE KEY-----",
                     (_, KeySpec::Ecdsa(_)) => "-----BEGIN EC PRIVATE KEY-----",
                 };
                 assert_eq!(label, expected, "{spec:?} {encoding:?}");
                 let back = parse_pem(&pem).unwrap();
-                assert_eq!(public_key_der(&back), public_key_der(&key), "{spec:?} {encoding:?}");
+                assert_eq!(
+                    public_key_der(&back),
+                    public_key_der(&key),
+                    "{spec:?} {encoding:?}"
+                );
             }
         }
     }

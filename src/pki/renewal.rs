@@ -15,7 +15,11 @@ pub struct RenewalPolicy {
 /// cert-manager's rule: `renewBefore` if it is shorter than the lifetime, else
 /// `renewBeforePercentage` of the lifetime, else 2/3 of the way through the lifetime. The result
 /// is truncated to whole seconds.
-pub fn renewal_time(not_before: Timestamp, not_after: Timestamp, policy: RenewalPolicy) -> Timestamp {
+pub fn renewal_time(
+    not_before: Timestamp,
+    not_after: Timestamp,
+    policy: RenewalPolicy,
+) -> Timestamp {
     let lifetime = not_after.duration_since(not_before);
     let before = match (policy.renew_before, policy.renew_before_percentage) {
         (Some(before), _) if before < lifetime => before,
@@ -49,9 +53,13 @@ pub fn parse_go_duration(text: &str) -> Result<SignedDuration, DurationError> {
     }
     let mut nanos: i128 = 0;
     while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
         let (number, tail) = rest.split_at(number_len);
-        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let scale: i128 = match unit {
             "ns" => 1,
@@ -66,7 +74,11 @@ pub fn parse_go_duration(text: &str) -> Result<SignedDuration, DurationError> {
         if whole.is_empty() && frac.is_empty() {
             return Err(err());
         }
-        let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| err())? };
+        let whole: i128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| err())?
+        };
         let mut value = whole.checked_mul(scale).ok_or_else(err)?;
         let mut place = scale;
         for digit in frac.chars() {
@@ -91,12 +103,27 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("2160h0m0s").unwrap(), SignedDuration::from_hours(2160));
-        assert_eq!(parse_go_duration("1h30m").unwrap(), SignedDuration::from_mins(90));
-        assert_eq!(parse_go_duration("1.5h").unwrap(), SignedDuration::from_mins(90));
-        assert_eq!(parse_go_duration("300ms").unwrap(), SignedDuration::from_millis(300));
+        assert_eq!(
+            parse_go_duration("2160h0m0s").unwrap(),
+            SignedDuration::from_hours(2160)
+        );
+        assert_eq!(
+            parse_go_duration("1h30m").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        assert_eq!(
+            parse_go_duration("1.5h").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        assert_eq!(
+            parse_go_duration("300ms").unwrap(),
+            SignedDuration::from_millis(300)
+        );
         assert_eq!(parse_go_duration("0").unwrap(), SignedDuration::ZERO);
-        assert_eq!(parse_go_duration("-5m").unwrap(), SignedDuration::from_mins(-5));
+        assert_eq!(
+            parse_go_duration("-5m").unwrap(),
+            SignedDuration::from_mins(-5)
+        );
         for bad in ["", "h", "5", "5d", "1h 30m", "abc", "."] {
             assert!(parse_go_duration(bad).is_err(), "{bad}");
         }
@@ -107,7 +134,10 @@ mod tests {
         let nb = ts("2026-01-01T00:00:00Z");
         let na = ts("2026-03-31T00:00:00Z"); // 89 days
         let at = renewal_time(nb, na, RenewalPolicy::default());
-        assert_eq!(na.duration_since(at), SignedDuration::from_secs(89 * 86400 / 3));
+        assert_eq!(
+            na.duration_since(at),
+            SignedDuration::from_secs(89 * 86400 / 3)
+        );
     }
 
     #[test]
@@ -115,22 +145,46 @@ mod tests {
         // 160-hour certificate: renew after 106h40m.
         let nb = ts("2026-01-01T00:00:00Z");
         let na = nb + SignedDuration::from_hours(160);
-        assert_eq!(renewal_time(nb, na, RenewalPolicy::default()), nb + SignedDuration::from_secs(384_000));
+        assert_eq!(
+            renewal_time(nb, na, RenewalPolicy::default()),
+            nb + SignedDuration::from_secs(384_000)
+        );
         // Ten-minute test certificate: renew after 400 s.
         let na = nb + SignedDuration::from_secs(600);
-        assert_eq!(renewal_time(nb, na, RenewalPolicy::default()), nb + SignedDuration::from_secs(400));
+        assert_eq!(
+            renewal_time(nb, na, RenewalPolicy::default()),
+            nb + SignedDuration::from_secs(400)
+        );
     }
 
     #[test]
     fn renew_before_and_percentage() {
         let nb = ts("2026-01-01T00:00:00Z");
         let na = nb + SignedDuration::from_hours(100);
-        let before = RenewalPolicy { renew_before: Some(SignedDuration::from_hours(10)), ..Default::default() };
-        assert_eq!(renewal_time(nb, na, before), na - SignedDuration::from_hours(10));
+        let before = RenewalPolicy {
+            renew_before: Some(SignedDuration::from_hours(10)),
+            ..Default::default()
+        };
+        assert_eq!(
+            renewal_time(nb, na, before),
+            na - SignedDuration::from_hours(10)
+        );
         // renewBefore longer than the lifetime falls back to the default.
-        let too_long = RenewalPolicy { renew_before: Some(SignedDuration::from_hours(200)), ..Default::default() };
-        assert_eq!(renewal_time(nb, na, too_long), na - SignedDuration::from_secs(100 * 3600 / 3));
-        let pct = RenewalPolicy { renew_before_percentage: Some(25), ..Default::default() };
-        assert_eq!(renewal_time(nb, na, pct), na - SignedDuration::from_hours(25));
+        let too_long = RenewalPolicy {
+            renew_before: Some(SignedDuration::from_hours(200)),
+            ..Default::default()
+        };
+        assert_eq!(
+            renewal_time(nb, na, too_long),
+            na - SignedDuration::from_secs(100 * 3600 / 3)
+        );
+        let pct = RenewalPolicy {
+            renew_before_percentage: Some(25),
+            ..Default::default()
+        };
+        assert_eq!(
+            renewal_time(nb, na, pct),
+            na - SignedDuration::from_hours(25)
+        );
     }
 }

@@ -52,7 +52,8 @@ pub fn parse_leaf_pem(pem: &str) -> Result<CertInfo, CertError> {
 }
 
 pub fn parse_der(der: &[u8]) -> Result<CertInfo, CertError> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| CertError::Invalid(e.to_string()))?;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| CertError::Invalid(e.to_string()))?;
     let validity = cert.validity();
     let ts = |t: &x509_parser::time::ASN1Time| {
         Timestamp::from_second(t.timestamp()).map_err(|e| CertError::Invalid(e.to_string()))
@@ -60,7 +61,11 @@ pub fn parse_der(der: &[u8]) -> Result<CertInfo, CertError> {
     let mut info = CertInfo {
         not_before: ts(&validity.not_before)?,
         not_after: ts(&validity.not_after)?,
-        serial_hex: cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        serial_hex: cert
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         common_name: cert
@@ -114,12 +119,16 @@ impl CertInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{CertificateParams, KeyPair, SanType};
+    use rcgen::{CertificateParams, KeyPair, PublicKeyData, SanType};
 
     fn self_signed(names: &[&str]) -> (String, KeyPair) {
         let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-        params.subject_alt_names.push(SanType::IpAddress("192.0.2.7".parse().unwrap()));
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress("192.0.2.7".parse().unwrap()));
         params.not_before = rcgen::date_time_ymd(2026, 1, 1);
         params.not_after = rcgen::date_time_ymd(2026, 4, 1);
         (params.self_signed(&key).unwrap().pem(), key)
@@ -133,12 +142,15 @@ mod tests {
         assert_eq!(info.ip_addresses, ["192.0.2.7"]);
         assert_eq!(info.not_before, "2026-01-01T00:00:00Z".parse().unwrap());
         assert_eq!(info.not_after, "2026-04-01T00:00:00Z".parse().unwrap());
-        assert!(info.has_public_key(&key.public_key_der()));
-        assert!(!info.has_public_key(&KeyPair::generate().unwrap().public_key_der()));
+        assert!(info.has_public_key(&key.subject_public_key_info()));
+        assert!(!info.has_public_key(&KeyPair::generate().unwrap().subject_public_key_info()));
     }
 
     #[test]
     fn rejects_non_certificates() {
-        assert!(matches!(parse_leaf_pem("not pem"), Err(CertError::Empty) | Err(CertError::Invalid(_))));
+        assert!(matches!(
+            parse_leaf_pem("not pem"),
+            Err(CertError::Empty) | Err(CertError::Invalid(_))
+        ));
     }
 }
