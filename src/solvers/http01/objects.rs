@@ -628,7 +628,7 @@ mod tests {
         assert_eq!(
             label_selector(&ch),
             format!(
-                "{DOMAIN_LABEL}={},{SOLVER_LABEL}=true,{TOKEN_LABEL}={}",
+                "{DOMAIN_LABEL}={},{TOKEN_LABEL}={},{SOLVER_LABEL}=true",
                 adler32(b"example.com"),
                 adler32(b"tok-1")
             )

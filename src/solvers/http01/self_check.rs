@@ -244,8 +244,14 @@ impl Target {
 /// GETs `url`, following redirects; the final status and the start of its body.
 async fn fetch(dns: &Dns, url: &str) -> Result<(StatusCode, Bytes), String> {
     let mut target = Target::parse(url)?;
-    for _ in 0..=MAX_REDIRECTS {
-        let (status, location, body) = get_once(dns, &target).await?;
+    for hop in 0..=MAX_REDIRECTS {
+        let (status, location, body) = get_once(dns, &target).await.map_err(|e| {
+            if hop == 0 {
+                e
+            } else {
+                format!("after a redirect to '{}': {e}", target.url())
+            }
+        })?;
         match location {
             Some(location) if status.is_redirection() && status != StatusCode::NOT_MODIFIED => {
                 target = target

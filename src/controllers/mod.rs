@@ -1,0 +1,102 @@
+//! One module per reconciler. Each splits a pure `plan` (what should happen, given the observed
+//! objects) from the I/O that applies it.
+//!
+//! | controller | owns the transition |
+//! |---|---|
+//! | [`issuer`] | Issuer/ClusterIssuer → ACME account registered, `Ready` |
+//! | [`certificate`] | Certificate → next private key + CertificateRequest → Secret, status, renewal |
+//! | [`certificate_request`] | CertificateRequest → approved → Order (ACME) → `status.certificate` |
+//! | [`order`] | Order → ACME order, one Challenge per authorization → finalize → chain |
+//! | [`challenge`] | Challenge → solver presented, self-checked, accepted, cleaned up |
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::Shared;
+
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+
+pub mod certificate;
+pub mod conditions;
+pub mod certificate_request;
+pub mod challenge;
+pub mod issuer;
+pub mod order;
+
+/// Field manager of every server-side apply certsmith makes.
+pub const FIELD_MANAGER: &str = "certsmith";
+
+/// Settings every controller reads; filled from the command line.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespace in which ClusterIssuer Secrets are read (cert-manager's
+    /// `--cluster-resource-namespace`).
+    pub cluster_resource_namespace: String,
+    /// Watch only this namespace; `None` watches all.
+    pub namespace: Option<String>,
+    /// Backoff after a failed issuance: `min * 2^(n-1)`, capped at `max` (cert-manager: 1h, 32h).
+    pub issuance_backoff_min: Duration,
+    pub issuance_backoff_max: Duration,
+    /// Approve CertificateRequests for certsmith's own issuers (cert-manager's built-in approver).
+    pub auto_approve: bool,
+    /// HTTP-01 solver pods, services and ingresses, and the self-check.
+    pub http01: crate::solvers::http01::Http01Settings,
+    /// How often a challenge that has not passed its self-check is checked again.
+    pub self_check_retry: Duration,
+}
+
+/// Shared by every reconciler.
+pub struct Context {
+    pub client: Client,
+    pub config: Config,
+    pub recorder: Recorder,
+    pub accounts: crate::acme::AccountCache,
+}
+
+impl Context {
+    pub fn new(client: Client, config: Config) -> Arc<Self> {
+        let reporter = Reporter { controller: "certsmith".into(), instance: std::env::var("POD_NAME").ok() };
+        Arc::new(Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            accounts: crate::acme::AccountCache::default(),
+            client,
+            config,
+        })
+    }
+
+    /// Publishes a Kubernetes Event on `obj`. Event failures are logged, never fatal: an
+    /// unrecorded event must not stop an issuance.
+    pub async fn event<K>(&self, obj: &K, type_: EventType, reason: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+        if let Err(error) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(%error, reason, "could not publish event");
+        }
+    }
+}
+
+/// The future every controller receives to stop gracefully (kube-runtime's
+/// `graceful_shutdown_on` needs it `Send + Sync + Clone`).
+pub type Shutdown = Shared<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>;
+
+pub fn shutdown_on(signal: impl Future<Output = ()> + Send + Sync + 'static) -> Shutdown {
+    let boxed: Pin<Box<dyn Future<Output = ()> + Send + Sync>> = Box::pin(signal);
+    boxed.shared()
+}
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
+    futures::join!(
+        issuer::run(ctx.clone(), shutdown.clone()),
+        certificate::run(ctx.clone(), shutdown.clone()),
+        certificate_request::run(ctx.clone(), shutdown.clone()),
+        order::run(ctx.clone(), shutdown.clone()),
+        challenge::run(ctx.clone(), shutdown.clone()),
+    );
+}
