@@ -17,6 +17,11 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## Issue a real certificate on a local control plane, showing each step; cleans up after itself.
+demo: tools
+	$(CARGO) build --locked --bin certsmith
+	$(CARGO) run --locked --quiet -p certsmith-e2e --bin demo -- target/debug/certsmith
+
 ## Regenerate crds/ from the API types.
 crds:
 	$(CARGO) run --quiet -- crds --dir crds

@@ -1,4 +1,5 @@
-//! The command line: `certsmith crds`, `certsmith solver`, `certsmith version`.
+//! The command line: `certsmith controller`, `certsmith solver`, `certsmith crds`,
+//! `certsmith version`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the controller: issue and renew the cluster's certificates.
+    Controller(crate::runtime::controller::ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into a directory.
     Crds {
         /// Write `<group>_<plural>.yaml` files into this directory instead of printing.
@@ -38,9 +41,9 @@ pub struct SolverArgs {
     #[arg(long, default_value_t = 8089)]
     pub listen_port: u16,
     /// The address to listen on; the solver Pod passes its own address through the downward
-    /// API. Default: all addresses.
+    /// API. Default (also when empty): all addresses.
     #[arg(long, env = "POD_IP")]
-    pub listen_address: Option<IpAddr>,
+    pub listen_address: Option<String>,
     /// The identifier (DNS name or IP address) the challenge is for; requests for other hosts
     /// get 404.
     #[arg(long)]
@@ -68,6 +71,10 @@ impl std::fmt::Debug for SolverArgs {
 impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
+            Command::Controller(args) => tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(args.run()),
             Command::Crds { dir: None } => {
                 print!("{}", crate::crds::all_yaml());
                 Ok(())
@@ -88,12 +95,15 @@ impl Cli {
                             .unwrap_or_else(|_| "info".into()),
                     )
                     .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .try_init();
-                let addr = SocketAddr::new(
-                    args.listen_address
-                        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                    args.listen_port,
-                );
+                let ip = match args.listen_address.as_deref().map(str::trim) {
+                    None | Some("") => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    Some(ip) => ip.parse().map_err(|_| {
+                        anyhow::anyhow!("--listen-address (POD_IP) {ip:?} is not an IP address")
+                    })?,
+                };
+                let addr = SocketAddr::new(ip, args.listen_port);
                 let config = crate::solvers::http01::server::SolverConfig {
                     domain: args.domain,
                     token: args.token,

@@ -13,19 +13,30 @@
 //! ```
 //!
 //! No child process outlives the test process: see [`process`] for how.
+//!
+//! There is no kubelet, scheduler or ingress controller. [`FakeKubelet`] and [`IngressRouter`]
+//! stand in for the two that HTTP-01 needs: the first runs a Pod's container as a local process
+//! on a loopback pod IP, the second routes HTTP requests by the cluster's Ingresses. Every
+//! control plane has its own loopback addresses ([`ControlPlane::ingress_ip`]), where the mock
+//! DNS points every name and Pebble validates HTTP-01 on port 80.
 
 mod certs;
 pub mod http;
+pub mod ingress;
 mod kube;
+pub mod kubelet;
+mod loopback;
 mod pebble;
 pub mod process;
+pub mod stack;
 
 use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::BuildHasher;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ::kube::Api;
@@ -35,7 +46,10 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 pub use crate::certs::FRONT_PROXY_CLIENT_CN;
+pub use crate::ingress::IngressRouter;
 pub use crate::kube::FIELD_MANAGER;
+pub use crate::kubelet::FakeKubelet;
+pub use crate::loopback::{PodIpLease, PodIps};
 use crate::pebble::PebbleEnv;
 pub use crate::pebble::{ChallTestSrv, Pebble, PebbleOptions, PebbleProfile};
 use crate::process::{Process, WorkDir};
@@ -103,6 +117,9 @@ pub struct ControlPlane {
     step_timeout: Duration,
     startup_time: Duration,
     extra_pebbles: AtomicU32,
+    pod_ips: Arc<PodIps>,
+    /// Holds this control plane's loopback addresses for as long as it runs.
+    loopback: loopback::Block,
     /// Last: removed after every process has stopped.
     work_dir: WorkDir,
 }
@@ -164,10 +181,11 @@ impl ControlPlane {
         std::fs::create_dir_all(dir.join("logs"))?;
         let pki = certs::Pki::generate(&dir.join("certs"))?;
         let timeout = opts.step_timeout;
+        let loopback = loopback::Block::claim();
 
         let (etcd, challtestsrv) = tokio::try_join!(
             kube::start_etcd(&bin_dir, dir, timeout),
-            ChallTestSrv::start(&bin_dir, dir, timeout),
+            ChallTestSrv::start(&bin_dir, dir, loopback.ingress_ip(), timeout),
         )?;
         let pebble_env = PebbleEnv {
             bin_dir: &bin_dir,
@@ -242,6 +260,8 @@ impl ControlPlane {
             step_timeout: timeout,
             startup_time: started.elapsed(),
             extra_pebbles: AtomicU32::new(0),
+            pod_ips: PodIps::new(&loopback),
+            loopback,
             work_dir,
         })
     }
@@ -347,6 +367,19 @@ impl ControlPlane {
     /// The mock DNS server that Pebble resolves names with.
     pub fn challtestsrv(&self) -> &ChallTestSrv {
         &self.challtestsrv
+    }
+
+    /// "The cluster's ingress": a loopback address of this control plane alone (never
+    /// 127.0.0.1), which the mock DNS answers for every name without a record of its own, and
+    /// where Pebble validates HTTP-01 (port 80). An [`IngressRouter`] listens there.
+    pub fn ingress_ip(&self) -> Ipv4Addr {
+        self.loopback.ingress_ip()
+    }
+
+    /// The pod IPs of this control plane: loopback addresses of its own, handed out by
+    /// [`FakeKubelet`]s.
+    pub fn pod_ips(&self) -> &Arc<PodIps> {
+        &self.pod_ips
     }
 
     /// The directory of the tool binaries.

@@ -1,7 +1,7 @@
 //! Pebble (the ACME test server) and pebble-challtestsrv (its mock DNS server).
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -93,7 +93,6 @@ impl PebbleOptions {
 pub struct Pebble {
     listen_port: u16,
     management_port: u16,
-    http_port: u16,
     tls_port: u16,
     ca_pem: String,
     config_path: PathBuf,
@@ -114,13 +113,15 @@ pub(crate) struct PebbleEnv<'a> {
 impl Pebble {
     /// Starts Pebble and waits until its directory answers.
     pub(crate) async fn start(env: PebbleEnv<'_>, opts: &PebbleOptions) -> anyhow::Result<Pebble> {
-        let [listen_port, management_port, http_port, tls_port] = process::free_ports()?;
+        let [listen_port, management_port, tls_port] = process::free_ports()?;
         let config = json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{listen_port}"),
             "managementListenAddress": format!("127.0.0.1:{management_port}"),
             "certificate": env.listener.cert,
             "privateKey": env.listener.key,
-            "httpPort": http_port,
+            // Port 80, as real ACME servers: the solver objects and the ingress stand-in are
+            // then the same as in a cluster.
+            "httpPort": HTTP_PORT,
             "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": opts.eab_required,
@@ -145,7 +146,6 @@ impl Pebble {
         let pebble = Pebble {
             listen_port,
             management_port,
-            http_port,
             tls_port,
             ca_pem: env.ca_pem.to_owned(),
             config_path,
@@ -177,10 +177,11 @@ impl Pebble {
         format!("https://127.0.0.1:{}", self.management_port)
     }
 
-    /// The port Pebble connects to for HTTP-01 validation (on the address the mock DNS returns,
-    /// 127.0.0.1 by default). Nothing listens there until a test does.
+    /// The port Pebble connects to for HTTP-01 validation, 80, on the address the mock DNS
+    /// returns ([`crate::ControlPlane::ingress_ip`] unless a test adds records). Nothing listens
+    /// there until a test starts an [`crate::IngressRouter`] (or another server).
     pub fn http_port(&self) -> u16 {
-        self.http_port
+        HTTP_PORT
     }
 
     /// The port Pebble connects to for TLS-ALPN-01 validation.
@@ -229,6 +230,9 @@ impl Pebble {
     }
 }
 
+/// The port Pebble validates HTTP-01 on.
+const HTTP_PORT: u16 = 80;
+
 /// A running pebble-challtestsrv: the DNS server Pebble resolves names with.
 #[derive(Debug)]
 pub struct ChallTestSrv {
@@ -239,10 +243,12 @@ pub struct ChallTestSrv {
 
 impl ChallTestSrv {
     /// Starts pebble-challtestsrv with only its management API and DNS server (no HTTP-01,
-    /// TLS-ALPN-01 or DoH listeners). A queries answer 127.0.0.1 by default, AAAA nothing.
+    /// TLS-ALPN-01 or DoH listeners). A queries answer `default_ipv4` by default (the control
+    /// plane's ingress address), AAAA nothing.
     pub(crate) async fn start(
         bin_dir: &Path,
         dir: &Path,
+        default_ipv4: Ipv4Addr,
         timeout: Duration,
     ) -> anyhow::Result<ChallTestSrv> {
         let [management_port] = process::free_ports()?;
@@ -251,7 +257,12 @@ impl ChallTestSrv {
         cmd.args(["-management", &format!("127.0.0.1:{management_port}")])
             .args(["-dnsserver", &format!("127.0.0.1:{dns_port}")])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", ""])
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]);
+            .args([
+                "-defaultIPv4",
+                &default_ipv4.to_string(),
+                "-defaultIPv6",
+                "",
+            ]);
         let log = dir.join("logs").join("pebble-challtestsrv.log");
         let process = process::spawn("pebble-challtestsrv", cmd, &log)?;
         let srv = ChallTestSrv {

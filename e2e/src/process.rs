@@ -187,7 +187,8 @@ impl Process {
         }
     }
 
-    fn exit_status(&self) -> Option<ExitStatus> {
+    /// How the process ended, or `None` while it runs.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
         let mut reg = registry();
         let entry = reg.children.iter_mut().find(|r| r.id == self.id)?;
         entry.child.try_wait().ok().flatten()
@@ -206,6 +207,24 @@ impl Process {
             self.log.display(),
             self.log_tail(40)
         ))
+    }
+}
+
+impl Process {
+    /// Kills the process group with SIGKILL at once, as a crash would, and reaps it.
+    pub fn kill_hard(self) {
+        let mine = {
+            let mut reg = registry();
+            let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut reg.children)
+                .into_iter()
+                .partition(|r| r.id == self.id);
+            reg.children = rest;
+            mine
+        };
+        for mut r in mine {
+            signal_group(&mut r.child, Signal::KILL);
+            let _ = r.child.wait();
+        }
     }
 }
 

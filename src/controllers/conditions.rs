@@ -10,7 +10,13 @@ use crate::api::meta::ConditionStatus;
 
 /// The fields every condition type of the API shares.
 pub trait Condition: Clone {
-    fn new(type_: &str, status: ConditionStatus, reason: &str, message: &str, observed_generation: Option<i64>) -> Self;
+    fn new(
+        type_: &str,
+        status: ConditionStatus,
+        reason: &str,
+        message: &str,
+        observed_generation: Option<i64>,
+    ) -> Self;
     fn type_(&self) -> &str;
     fn status(&self) -> ConditionStatus;
     fn last_transition_time(&self) -> Option<&Time>;
@@ -56,7 +62,10 @@ impl_condition!(CertificateRequestCondition);
 /// Replaces the condition of the same type in `conditions` (or appends it). The transition
 /// time is kept when the status did not change, else set to `now`.
 pub fn set<C: Condition>(conditions: &mut Vec<C>, mut condition: C, now: Time) {
-    match conditions.iter_mut().find(|c| c.type_() == condition.type_()) {
+    match conditions
+        .iter_mut()
+        .find(|c| c.type_() == condition.type_())
+    {
         Some(existing) => {
             let time = if existing.status() == condition.status() {
                 existing.last_transition_time().cloned().or(Some(now))
@@ -96,15 +105,37 @@ mod tests {
         let mut list: Vec<CertificateCondition> = vec![];
         let t1 = time("2026-01-01T00:00:00Z");
         let t2 = time("2026-01-02T00:00:00Z");
-        set(&mut list, CertificateCondition::new("Ready", ConditionStatus::False, "DoesNotExist", "m", Some(1)), t1.clone());
-        set(&mut list, CertificateCondition::new("Ready", ConditionStatus::False, "Pending", "m2", Some(2)), t2.clone());
+        set(
+            &mut list,
+            CertificateCondition::new(
+                "Ready",
+                ConditionStatus::False,
+                "DoesNotExist",
+                "m",
+                Some(1),
+            ),
+            t1.clone(),
+        );
+        set(
+            &mut list,
+            CertificateCondition::new("Ready", ConditionStatus::False, "Pending", "m2", Some(2)),
+            t2.clone(),
+        );
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].last_transition_time, Some(t1));
         assert_eq!(list[0].reason.as_deref(), Some("Pending"));
         assert_eq!(list[0].observed_generation, Some(2));
-        set(&mut list, CertificateCondition::new("Ready", ConditionStatus::True, "Ready", "ok", Some(2)), t2.clone());
+        set(
+            &mut list,
+            CertificateCondition::new("Ready", ConditionStatus::True, "Ready", "ok", Some(2)),
+            t2.clone(),
+        );
         assert_eq!(list[0].last_transition_time, Some(t2));
-        set(&mut list, CertificateCondition::new("Issuing", ConditionStatus::True, "Renewing", "r", Some(2)), time("2026-01-03T00:00:00Z"));
+        set(
+            &mut list,
+            CertificateCondition::new("Issuing", ConditionStatus::True, "Renewing", "r", Some(2)),
+            time("2026-01-03T00:00:00Z"),
+        );
         assert_eq!(list.len(), 2);
         remove(&mut list, "Issuing");
         assert!(find(&list, "Issuing").is_none());

@@ -20,10 +20,11 @@ use futures::future::Shared;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
+pub mod backoff;
 pub mod certificate;
-pub mod conditions;
 pub mod certificate_request;
 pub mod challenge;
+pub mod conditions;
 pub mod issuer;
 pub mod order;
 
@@ -59,7 +60,10 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, config: Config) -> Arc<Self> {
-        let reporter = Reporter { controller: "certsmith".into(), instance: std::env::var("POD_NAME").ok() };
+        let reporter = Reporter {
+            controller: "certsmith".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
         Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
             accounts: crate::acme::AccountCache::default(),
@@ -74,7 +78,13 @@ impl Context {
     where
         K: Resource<DynamicType = ()>,
     {
-        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
         if let Err(error) = self.recorder.publish(&event, &obj.object_ref(&())).await {
             tracing::warn!(%error, reason, "could not publish event");
         }

@@ -6,6 +6,8 @@ use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_ECDSA_
 use rcgen::{PKCS_ED25519, PKCS_RSA_SHA256, PublicKeyData, RsaKeySize};
 use x509_parser::prelude::FromDer;
 
+use crate::api::certificate::{CertificateSpec, PrivateKeyAlgorithm, PrivateKeyEncoding};
+
 /// Algorithm and size of a private key, with cert-manager's defaults applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeySpec {
@@ -95,6 +97,53 @@ impl KeySpec {
         };
         generated.map_err(|e| KeyError::Generate(e.to_string()))
     }
+}
+
+impl KeySpec {
+    /// The key a Certificate's `spec.privateKey` asks for, with cert-manager's defaults.
+    pub fn for_certificate(spec: &CertificateSpec) -> Result<Self, KeyError> {
+        let private_key = spec.private_key_or_default();
+        let algorithm = match private_key.algorithm_or_default() {
+            PrivateKeyAlgorithm::Rsa => "RSA",
+            PrivateKeyAlgorithm::Ecdsa => "ECDSA",
+            PrivateKeyAlgorithm::Ed25519 => "Ed25519",
+        };
+        let size = match private_key.size.filter(|size| *size > 0) {
+            Some(size) => Some(u32::try_from(size).map_err(|_| {
+                KeyError::Unsupported(format!("{algorithm} with size {size}"))
+            })?),
+            None => None,
+        };
+        Self::from_fields(Some(algorithm), size)
+    }
+}
+
+impl KeyEncoding {
+    /// `spec.privateKey.encoding` with cert-manager's default (PKCS#1).
+    pub fn for_certificate(spec: &CertificateSpec) -> Self {
+        match spec.private_key_or_default().encoding_or_default() {
+            PrivateKeyEncoding::Pkcs1 => Self::Pkcs1,
+            PrivateKeyEncoding::Pkcs8 => Self::Pkcs8,
+        }
+    }
+}
+
+/// cert-manager's `PrivateKeyMatchesSpec`: the `spec.privateKey` fields an existing key does not
+/// satisfy (`spec.privateKey.algorithm` or `spec.privateKey.size`). `actual` is `None` for a key
+/// of a type certsmith does not know.
+pub fn private_key_violations(actual: Option<KeySpec>, spec: &CertificateSpec) -> Vec<String> {
+    let private_key = spec.private_key_or_default();
+    let wanted_size = private_key.size_or_default();
+    let size_differs = |bits: u32| wanted_size.is_some_and(|size| size != i64::from(bits));
+    let violation = match (private_key.algorithm_or_default(), actual) {
+        (PrivateKeyAlgorithm::Rsa, Some(KeySpec::Rsa(bits)))
+        | (PrivateKeyAlgorithm::Ecdsa, Some(KeySpec::Ecdsa(bits))) => {
+            size_differs(bits).then_some("spec.privateKey.size")
+        }
+        (PrivateKeyAlgorithm::Ed25519, Some(KeySpec::Ed25519)) => None,
+        _ => Some("spec.privateKey.algorithm"),
+    };
+    violation.into_iter().map(String::from).collect()
 }
 
 /// Parses a PEM private key in PKCS#1, SEC1 or PKCS#8 form.
@@ -207,6 +256,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn private_key_violations_follow_cert_manager() {
+        use crate::api::certificate::CertificatePrivateKey;
+        let spec = |algorithm, size| CertificateSpec {
+            private_key: Some(CertificatePrivateKey {
+                algorithm,
+                size,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let none: Vec<String> = vec![];
+        assert_eq!(private_key_violations(Some(KeySpec::Rsa(2048)), &CertificateSpec::default()), none);
+        assert_eq!(
+            private_key_violations(Some(KeySpec::Rsa(4096)), &CertificateSpec::default()),
+            ["spec.privateKey.size"]
+        );
+        assert_eq!(
+            private_key_violations(Some(KeySpec::Ecdsa(256)), &CertificateSpec::default()),
+            ["spec.privateKey.algorithm"]
+        );
+        let ecdsa384 = spec(Some(PrivateKeyAlgorithm::Ecdsa), Some(384));
+        assert_eq!(private_key_violations(Some(KeySpec::Ecdsa(384)), &ecdsa384), none);
+        assert_eq!(
+            private_key_violations(Some(KeySpec::Ecdsa(256)), &ecdsa384),
+            ["spec.privateKey.size"]
+        );
+        let ed = spec(Some(PrivateKeyAlgorithm::Ed25519), Some(4096));
+        assert_eq!(private_key_violations(Some(KeySpec::Ed25519), &ed), none);
+        assert_eq!(private_key_violations(None, &ed), ["spec.privateKey.algorithm"]);
+        assert_eq!(KeySpec::for_certificate(&ecdsa384).unwrap(), KeySpec::Ecdsa(384));
+        assert_eq!(KeySpec::for_certificate(&CertificateSpec::default()).unwrap(), KeySpec::Rsa(2048));
+        assert!(KeySpec::for_certificate(&spec(Some(PrivateKeyAlgorithm::Ecdsa), Some(512))).is_err());
     }
 
     #[test]

@@ -105,7 +105,7 @@ fn quote(body: &[u8]) -> String {
 enum Dns {
     /// The operating system's resolver (`getaddrinfo`: `/etc/hosts`, `resolv.conf`, nsswitch).
     System,
-    Servers(TokioResolver),
+    Servers(Box<TokioResolver>),
 }
 
 impl Dns {
@@ -134,7 +134,7 @@ impl Dns {
         builder.options_mut().cache_size = 0;
         builder
             .build()
-            .map(Dns::Servers)
+            .map(|resolver| Dns::Servers(Box::new(resolver)))
             .map_err(|e| Http01Error::Resolver(e.to_string()))
     }
 
