@@ -294,6 +294,7 @@ async fn short_lived_certificate_renews_itself() {
     let status = first.status.unwrap();
     let lifetime = status
         .not_after
+        .clone()
         .unwrap()
         .0
         .duration_since(status.not_before.unwrap().0);

@@ -44,22 +44,20 @@ async fn killed_mid_issuance_resumes_without_a_second_order() {
     let deadline = std::time::Instant::now() + ISSUANCE_TIMEOUT;
     let (order_name, order_url) = loop {
         let list = orders.list(&ListParams::default()).await.unwrap().items;
-        if let Some(o) = list
+        let with_url = list
             .iter()
-            .find(|o| o.status.as_ref().and_then(|s| s.url.as_ref()).is_some())
-        {
-            if !challenges
-                .list(&ListParams::default())
-                .await
-                .unwrap()
-                .items
-                .is_empty()
-            {
-                break (
-                    o.metadata.name.clone().unwrap(),
-                    o.status.as_ref().unwrap().url.clone().unwrap(),
-                );
-            }
+            .find(|o| o.status.as_ref().and_then(|s| s.url.as_ref()).is_some());
+        let challenge_count = challenges
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len();
+        if let Some(o) = with_url.filter(|_| challenge_count > 0) {
+            break (
+                o.metadata.name.clone().unwrap(),
+                o.status.as_ref().unwrap().url.clone().unwrap(),
+            );
         }
         assert!(
             std::time::Instant::now() < deadline,

@@ -78,10 +78,7 @@ fn type_of(schema: &Value) -> String {
 
 /// Types whose values cert-manager accepts and ours accepts as well.
 fn compatible(theirs: &str, ours: &str) -> bool {
-    theirs == ours
-        || ours == "any"
-        || (theirs == "integer" && ours == "number")
-        || (theirs == "none" && ours == "any")
+    theirs == ours || ours == "any" || (theirs == "integer" && ours == "number")
 }
 
 /// Walks cert-manager's schema and records every path ours lacks or types incompatibly.
@@ -95,15 +92,13 @@ fn compare(path: &str, theirs: &Value, ours: &Value, problems: &mut Vec<String>)
         // Ours keeps anything here, so every deeper path is accepted and preserved.
         return;
     }
-    if let Some(enum_theirs) = theirs["enum"].as_array() {
-        if let Some(enum_ours) = ours["enum"].as_array() {
-            for value in enum_theirs {
-                if !enum_ours.contains(value) {
-                    problems.push(format!(
-                        "{path}: certsmith does not accept enum value {value}"
-                    ));
-                }
-            }
+    if let (Some(enum_theirs), Some(enum_ours)) =
+        (theirs["enum"].as_array(), ours["enum"].as_array())
+    {
+        for value in enum_theirs.iter().filter(|v| !enum_ours.contains(v)) {
+            problems.push(format!(
+                "{path}: certsmith does not accept enum value {value}"
+            ));
         }
     }
     if theirs["format"].is_string() && theirs["format"] != ours["format"] {

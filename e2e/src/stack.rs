@@ -69,20 +69,30 @@ impl Stack {
         certsmith: &Path,
         options: ControllerOptions,
     ) -> anyhow::Result<Stack> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
         let images = HashMap::from([(SOLVER_IMAGE.to_owned(), certsmith.to_path_buf())]);
         let ingress: SocketAddr = (cp.ingress_ip(), 80).into();
-        let (kubelet, router) = runtime.block_on(async {
-            let kubelet = FakeKubelet::start(cp, images)
-                .await
-                .context("stand-in kubelet")?;
-            let router = IngressRouter::start(cp, ingress)
-                .await
-                .context("stand-in ingress controller")?;
-            anyhow::Ok((kubelet, router))
+        // Built on a thread of its own: a test calls this from inside its own tokio runtime,
+        // where starting (or blocking on) another runtime is not allowed.
+        let (runtime, kubelet, router) = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()?;
+                    let (kubelet, router) = runtime.block_on(async {
+                        let kubelet = FakeKubelet::start(cp, images)
+                            .await
+                            .context("stand-in kubelet")?;
+                        let router = IngressRouter::start(cp, ingress)
+                            .await
+                            .context("stand-in ingress controller")?;
+                        anyhow::Ok((kubelet, router))
+                    })?;
+                    anyhow::Ok((runtime, kubelet, router))
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("starting the stand-ins panicked"))?
         })?;
         let stack = Stack {
             cp,

@@ -38,7 +38,11 @@ pub struct SecretEntry {
 
 impl std::fmt::Display for SecretEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secret {}/{} (key {:?})", self.namespace, self.name, self.key)
+        write!(
+            f,
+            "Secret {}/{} (key {:?})",
+            self.namespace, self.name, self.key
+        )
     }
 }
 
@@ -110,7 +114,10 @@ impl std::fmt::Debug for AccountSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccountSecrets")
             .field("private_key_secret_exists", &self.private_key_secret_exists)
-            .field("private_key", &self.private_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "private_key",
+                &self.private_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("eab_secret_exists", &self.eab_secret_exists)
             .field("eab_key", &self.eab_key.as_ref().map(|_| "<redacted>"))
             .finish()
@@ -155,15 +162,15 @@ pub enum AccountError {
     NotRegistered(String),
     #[error("storing the new ACME account key in {entry}: {error}")]
     StoreKey {
-        entry: SecretEntry,
+        entry: Box<SecretEntry>,
         #[source]
-        error: kube::Error,
+        error: Box<kube::Error>,
     },
     #[error("reading {entry}: {error}")]
     ReadSecret {
-        entry: SecretEntry,
+        entry: Box<SecretEntry>,
         #[source]
-        error: kube::Error,
+        error: Box<kube::Error>,
     },
     #[error("{0}")]
     Acme(AcmeError),
@@ -241,7 +248,7 @@ pub(crate) struct AccountInner {
     email: String,
     key_hash: String,
     tls_fingerprint: String,
-    pub(crate) orders: OrderCache,
+    pub(crate) orders: Arc<OrderCache>,
 }
 
 impl std::fmt::Debug for AcmeAccount {
@@ -254,7 +261,12 @@ impl std::fmt::Debug for AcmeAccount {
 }
 
 impl AcmeAccount {
-    fn new(account: Account, config: &AccountConfig, email: String, key_hash: String) -> AcmeAccount {
+    fn new(
+        account: Account,
+        config: &AccountConfig,
+        email: String,
+        key_hash: String,
+    ) -> AcmeAccount {
         AcmeAccount {
             inner: Arc::new(AccountInner {
                 account,
@@ -262,7 +274,7 @@ impl AcmeAccount {
                 email,
                 key_hash,
                 tls_fingerprint: config.tls.fingerprint(),
-                orders: OrderCache::default(),
+                orders: Arc::default(),
             }),
         }
     }
@@ -337,14 +349,8 @@ pub(crate) fn parse_account_key(
     };
     let pkcs8 = match block.tag() {
         "PRIVATE KEY" => block.contents().to_vec(),
-        "EC PRIVATE KEY" => {
-            // SEC1: usable when it is P-256; rcgen re-encodes it as PKCS#8.
-            let key = crate::pki::keys::parse_pem(text).map_err(|_| invalid("unreadable EC key"))?;
-            if crate::pki::keys::KeySpec::of(&key) != Some(crate::pki::keys::KeySpec::Ecdsa(256)) {
-                return Err(wrong());
-            }
-            key.serialize_der()
-        }
+        // SEC1: usable when it is P-256, wrapped as PKCS#8.
+        "EC PRIVATE KEY" => sec1_p256_to_pkcs8(block.contents()).ok_or_else(wrong)?,
         _ => return Err(wrong()),
     };
     let der = PrivatePkcs8KeyDer::from(pkcs8);
@@ -354,10 +360,42 @@ pub(crate) fn parse_account_key(
     }
 }
 
+/// Wraps a SEC1 `EC PRIVATE KEY` of curve P-256 as PKCS#8 (RFC 5915 §3); `None` for another
+/// curve or malformed input.
+fn sec1_p256_to_pkcs8(sec1_der: &[u8]) -> Option<Vec<u8>> {
+    use pkcs8::ObjectIdentifier;
+    use pkcs8::der::{Decode, Encode};
+    const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+    let ec = sec1::EcPrivateKey::from_der(sec1_der).ok()?;
+    match ec.parameters {
+        None => {}
+        Some(sec1::EcParameters::NamedCurve(curve)) if curve == SECP256R1 => {}
+        Some(_) => return None,
+    }
+    let inner = sec1::EcPrivateKey {
+        parameters: None,
+        ..ec
+    }
+    .to_der()
+    .ok()?;
+    pkcs8::PrivateKeyInfo {
+        algorithm: pkcs8::AlgorithmIdentifierRef {
+            oid: ID_EC_PUBLIC_KEY,
+            parameters: Some((&SECP256R1).into()),
+        },
+        private_key: &inner,
+        public_key: None,
+    }
+    .to_der()
+    .ok()
+}
+
 /// The raw HMAC key of an EAB Secret entry: unpadded base64url as CAs issue it (padding and
 /// surrounding whitespace tolerated).
 pub(crate) fn decode_eab_key(stored: &[u8], entry: &SecretEntry) -> Result<Vec<u8>, AccountError> {
-    let text = std::str::from_utf8(stored).map_err(|_| AccountError::EabKeyInvalid(entry.clone()))?;
+    let text =
+        std::str::from_utf8(stored).map_err(|_| AccountError::EabKeyInvalid(entry.clone()))?;
     let trimmed = text.trim().trim_end_matches('=');
     if trimmed.is_empty() {
         return Err(AccountError::EabKeyInvalid(entry.clone()));
@@ -381,18 +419,18 @@ fn host_of(url: &str) -> Option<String> {
         .and_then(|u| u.authority().map(|a| a.to_string()))
 }
 
-fn acme_err(context: &'static str) -> impl Fn((instant_acme::Error, Option<std::time::Duration>)) -> AccountError {
-    move |(e, retry_after)| AccountError::Acme(AcmeError::from_acme(e, retry_after).context(context))
+fn acme_err(context: &'static str) -> impl Fn(AcmeError) -> AccountError {
+    move |e| AccountError::Acme(e.context(context))
 }
 
 /// Runs an instant-acme operation in a metrics/Retry-After scope.
 async fn run<T>(
     action: &'static str,
     operation: impl Future<Output = Result<T, instant_acme::Error>>,
-) -> Result<T, (instant_acme::Error, Option<std::time::Duration>)> {
+) -> Result<T, AcmeError> {
     match scoped(action, operation).await {
         (Ok(v), _) => Ok(v),
-        (Err(e), retry_after) => Err((e, retry_after)),
+        (Err(e), retry_after) => Err(AcmeError::from_acme(e, retry_after)),
     }
 }
 
@@ -440,7 +478,7 @@ impl AccountCache {
                 builder.create(&new_account, config.server.clone(), eab.as_ref()),
             )
             .await
-            .map_err(acme_err("failed to register an ACME account"))?;
+            .map_err(AccountError::Acme)?;
             let pkcs8 = credentials.private_key().secret_pkcs8_der().to_vec();
             store_key(client, &config.private_key, &pkcs8).await?;
             let key_hash = account_key_hash(&pkcs8);
@@ -465,20 +503,50 @@ impl AccountCache {
             (same_key && same_email && same_server).then_some(uri)
         });
 
-        // Registered by this process with the same server, key, email and trust: nothing to do
-        // (also when the issuer's status is not yet the one written after registering).
-        if let Some(cached) = slot.as_ref().filter(|a| {
-            a.inner.server == config.server
-                && a.inner.key_hash == key_hash
-                && a.inner.email == email
-                && a.inner.tls_fingerprint == config.tls.fingerprint()
-                && recorded.is_none_or(|uri| uri == a.uri())
-        }) {
+        // Registered by this process with the same server, key and trust: nothing to do (also
+        // when the issuer's status is not yet the one written after registering), or only the
+        // contact to update.
+        let cached = slot
+            .as_ref()
+            .filter(|a| {
+                a.inner.server == config.server
+                    && a.inner.key_hash == key_hash
+                    && a.inner.tls_fingerprint == config.tls.fingerprint()
+                    && status
+                        .and_then(|s| s.uri.as_deref())
+                        .is_none_or(|uri| uri == a.uri())
+            })
+            .cloned();
+        if let Some(cached) = cached {
+            let action = if cached.inner.email == email {
+                RegistrationAction::Cached
+            } else {
+                let contact = contacts(&email);
+                let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
+                run(
+                    "update_account",
+                    cached.inner.account.update_contacts(&contact),
+                )
+                .await
+                .map_err(acme_err("updating the account's contact"))?;
+                // Same account: keep the orders it is working on.
+                let mut updated = AcmeAccount::new(
+                    cached.inner.account.clone(),
+                    config,
+                    email.clone(),
+                    key_hash.clone(),
+                );
+                if let Some(inner) = Arc::get_mut(&mut updated.inner) {
+                    inner.orders = cached.inner.orders.clone();
+                }
+                *slot = Some(updated);
+                RegistrationAction::Found
+            };
             return Ok(Registration {
                 uri: cached.uri().to_owned(),
                 email,
                 key_hash,
-                action: RegistrationAction::Cached,
+                action,
             });
         }
 
@@ -489,8 +557,13 @@ impl AccountCache {
                 builder.from_parts(uri.to_owned(), pkcs8.clone_key(), config.server.clone()),
             )
             .await
-            .map_err(acme_err("failed to load the ACME account"))?;
-            *slot = Some(AcmeAccount::new(account, config, email.clone(), key_hash.clone()));
+            .map_err(acme_err("loading the account"))?;
+            *slot = Some(AcmeAccount::new(
+                account,
+                config,
+                email.clone(),
+                key_hash.clone(),
+            ));
             return Ok(Registration {
                 uri: uri.to_owned(),
                 email,
@@ -501,21 +574,28 @@ impl AccountCache {
 
         // Find the account of this key, or register one.
         let key = || -> Result<(Key, PrivateKeyDer<'static>), AccountError> {
-            let key = Key::from_pkcs8_der(pkcs8.clone_key()).map_err(|_| AccountError::WrongKeyType {
-                entry: config.private_key.clone(),
-                found: "not a P-256 key".to_owned(),
-            })?;
+            let key =
+                Key::from_pkcs8_der(pkcs8.clone_key()).map_err(|_| AccountError::WrongKeyType {
+                    entry: config.private_key.clone(),
+                    found: "not a P-256 key".to_owned(),
+                })?;
             Ok((key, PrivateKeyDer::Pkcs8(pkcs8.clone_key())))
         };
-        let found = run("lookup_account", builder(config)?.from_key(key()?, config.server.clone())).await;
+        let found = run(
+            "lookup_account",
+            builder(config)?.from_key(key()?, config.server.clone()),
+        )
+        .await;
         let (account, action, contacts_known) = match found {
             Ok((account, _)) => {
                 let registered_email = status.and_then(|s| s.last_registered_email.as_deref());
-                (account, RegistrationAction::Found, registered_email == Some(email.as_str()))
+                (
+                    account,
+                    RegistrationAction::Found,
+                    registered_email == Some(email.as_str()),
+                )
             }
-            Err((instant_acme::Error::Api(problem), _))
-                if problem.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
-            {
+            Err(e) if e.problem_type() == Some("accountDoesNotExist") => {
                 if config.eab.is_some() {
                     return Err(AccountError::EabNeedsNewKey {
                         server: config.server.clone(),
@@ -523,20 +603,23 @@ impl AccountCache {
                     });
                 }
                 tracing::info!(%issuer, server = %config.server, "registering a new ACME account with the stored key");
-                let (account, _) = run("new_account", builder(config)?.create_from_key(key()?, config.server.clone()))
-                    .await
-                    .map_err(acme_err("failed to register an ACME account"))?;
+                let (account, _) = run(
+                    "new_account",
+                    builder(config)?.create_from_key(key()?, config.server.clone()),
+                )
+                .await
+                .map_err(AccountError::Acme)?;
                 // create_from_key registers without contacts.
                 (account, RegistrationAction::Registered, email.is_empty())
             }
-            Err(e) => return Err(acme_err("failed to look up the ACME account")(e)),
+            Err(e) => return Err(acme_err("looking up the account of the stored key")(e)),
         };
         if !contacts_known {
             let contact = contacts(&email);
             let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
             run("update_account", account.update_contacts(&contact))
                 .await
-                .map_err(acme_err("failed to update the ACME account's contact"))?;
+                .map_err(acme_err("updating the account's contact"))?;
         }
         let account = AcmeAccount::new(account, config, email.clone(), key_hash.clone());
         let registration = Registration {
@@ -563,30 +646,39 @@ impl AccountCache {
         let uri = status
             .and_then(|s| s.uri.as_deref())
             .filter(|u| !u.is_empty())
-            .ok_or_else(|| AccountError::NotRegistered(format!("{issuer} has no registered ACME account")))?;
+            .ok_or_else(|| {
+                AccountError::NotRegistered(format!("{issuer} has no registered ACME account"))
+            })?;
         let recorded_hash = status
             .and_then(|s| s.last_private_key_hash.as_deref())
             .unwrap_or_default();
         let slot = self.slot(issuer);
         let mut slot = slot.lock().await;
-        if let Some(cached) = slot.as_ref().filter(|a| a.matches(config, uri, recorded_hash)) {
+        if let Some(cached) = slot
+            .as_ref()
+            .filter(|a| a.matches(config, uri, recorded_hash))
+        {
             return Ok(cached.clone());
         }
         let entry = &config.private_key;
-        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &entry.namespace);
-        let secret = secrets
-            .get_opt(&entry.name)
-            .await
-            .map_err(|error| AccountError::ReadSecret {
-                entry: entry.clone(),
-                error,
-            })?;
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), &entry.namespace);
+        let secret =
+            secrets
+                .get_opt(&entry.name)
+                .await
+                .map_err(|error| AccountError::ReadSecret {
+                    entry: Box::new(entry.clone()),
+                    error: Box::new(error),
+                })?;
         let stored = secret
             .and_then(|s| s.data)
             .and_then(|mut d| d.remove(&entry.key))
             .map(|b| b.0)
             .filter(|b| !b.is_empty())
-            .ok_or_else(|| AccountError::NotRegistered(format!("the account key {entry} is missing")))?;
+            .ok_or_else(|| {
+                AccountError::NotRegistered(format!("the account key {entry} is missing"))
+            })?;
         let pkcs8 = parse_account_key(&stored, entry)?;
         let key_hash = account_key_hash(pkcs8.secret_pkcs8_der());
         if key_hash != recorded_hash {
@@ -599,7 +691,7 @@ impl AccountCache {
             builder(config)?.from_parts(uri.to_owned(), pkcs8.clone_key(), config.server.clone()),
         )
         .await
-        .map_err(acme_err("failed to load the ACME account"))?;
+        .map_err(acme_err("loading the account"))?;
         let email = status
             .and_then(|s| s.last_registered_email.clone())
             .unwrap_or_default();
@@ -609,7 +701,10 @@ impl AccountCache {
     }
 }
 
-fn eab_key(config: &AccountConfig, secrets: &AccountSecrets) -> Result<Option<ExternalAccountKey>, AccountError> {
+fn eab_key(
+    config: &AccountConfig,
+    secrets: &AccountSecrets,
+) -> Result<Option<ExternalAccountKey>, AccountError> {
     let Some(eab) = &config.eab else {
         return Ok(None);
     };
@@ -635,13 +730,18 @@ async fn store_key(client: &Client, entry: &SecretEntry, pkcs8: &[u8]) -> Result
         },
         "data": { entry.key.clone(): STANDARD.encode(pem.as_bytes()) },
     });
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &entry.namespace);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &entry.namespace);
     secrets
-        .patch(&entry.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .patch(
+            &entry.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
         .await
         .map_err(|error| AccountError::StoreKey {
-            entry: entry.clone(),
-            error,
+            entry: Box::new(entry.clone()),
+            error: Box::new(error),
         })?;
     tracing::info!(namespace = %entry.namespace, name = %entry.name, key = %entry.key, "stored the new ACME account key");
     Ok(())
@@ -662,7 +762,10 @@ mod tests {
     #[test]
     fn p256_pkcs8_keys_are_accepted_and_hashed() {
         let (_, pkcs8) = Key::generate_pkcs8().unwrap();
-        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.secret_pkcs8_der().to_vec()));
+        let pem = pem::encode(&pem::Pem::new(
+            "PRIVATE KEY",
+            pkcs8.secret_pkcs8_der().to_vec(),
+        ));
         let parsed = parse_account_key(pem.as_bytes(), &entry()).unwrap();
         assert_eq!(parsed.secret_pkcs8_der(), pkcs8.secret_pkcs8_der());
         let hash = account_key_hash(parsed.secret_pkcs8_der());
@@ -672,7 +775,8 @@ mod tests {
     #[test]
     fn sec1_p256_keys_are_converted() {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let sec1 = crate::pki::keys::encode_pem(&key, crate::pki::keys::KeyEncoding::Pkcs1).unwrap();
+        let sec1 =
+            crate::pki::keys::encode_pem(&key, crate::pki::keys::KeyEncoding::Pkcs1).unwrap();
         assert!(sec1.contains("EC PRIVATE KEY"));
         let parsed = parse_account_key(sec1.as_bytes(), &entry()).unwrap();
         assert!(Key::from_pkcs8_der(parsed).is_ok());
@@ -680,8 +784,13 @@ mod tests {
 
     #[test]
     fn rsa_keys_get_a_clear_error_without_key_material() {
-        let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
-        for encoding in [crate::pki::keys::KeyEncoding::Pkcs1, crate::pki::keys::KeyEncoding::Pkcs8] {
+        let key =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap();
+        for encoding in [
+            crate::pki::keys::KeyEncoding::Pkcs1,
+            crate::pki::keys::KeyEncoding::Pkcs8,
+        ] {
             let pem = crate::pki::keys::encode_pem(&key, encoding).unwrap();
             let e = parse_account_key(pem.as_bytes(), &entry()).unwrap_err();
             let text = e.to_string();
@@ -707,7 +816,10 @@ mod tests {
         assert_eq!(decode_eab_key(unpadded.as_bytes(), &entry()).unwrap(), raw);
         let padded = base64::engine::general_purpose::URL_SAFE.encode(raw);
         assert!(padded.ends_with('='));
-        assert_eq!(decode_eab_key(format!("{padded}\n").as_bytes(), &entry()).unwrap(), raw);
+        assert_eq!(
+            decode_eab_key(format!("{padded}\n").as_bytes(), &entry()).unwrap(),
+            raw
+        );
         let e = decode_eab_key(b"not base64url!!", &entry()).unwrap_err();
         assert!(!e.to_string().contains("base64url!!"), "{e}");
         assert!(decode_eab_key(b"", &entry()).is_err());
@@ -732,7 +844,10 @@ mod tests {
         assert_eq!(eab.secret.name, "eab");
         assert_eq!(contacts("a@b.example"), ["mailto:a@b.example"]);
         assert!(contacts("").is_empty());
-        assert_eq!(host_of("https://acme.example:14000/dir").as_deref(), Some("acme.example:14000"));
+        assert_eq!(
+            host_of("https://acme.example:14000/dir").as_deref(),
+            Some("acme.example:14000")
+        );
     }
 
     #[test]
@@ -744,6 +859,9 @@ mod tests {
             eab_key: Some(b"c2VjcmV0".to_vec()),
         };
         let text = format!("{secrets:?}");
-        assert!(!text.contains("BEGIN") && !text.contains("c2VjcmV0"), "{text}");
+        assert!(
+            !text.contains("BEGIN") && !text.contains("c2VjcmV0"),
+            "{text}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::RETRY_AFTER;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -131,7 +131,8 @@ fn roots_from_pem(bundle: &[u8]) -> Result<RootCertStore, AcmeError> {
     let mut roots = RootCertStore::empty();
     let mut rejected = 0;
     for cert in CertificateDer::pem_slice_iter(bundle) {
-        let cert = cert.map_err(|e| AcmeError::terminal(format!("caBundle is not valid PEM: {e}")))?;
+        let cert =
+            cert.map_err(|e| AcmeError::terminal(format!("caBundle is not valid PEM: {e}")))?;
         if roots.add(cert).is_err() {
             rejected += 1;
         }
@@ -227,7 +228,10 @@ pub(crate) async fn scoped<T>(
         .retry_after
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .map(|at| at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO));
+        .map(|at| {
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
     (result, retry_after)
 }
 
@@ -276,7 +280,7 @@ impl HttpClient for AcmeHttpClient {
             uri.authority().map(|a| a.as_str()).unwrap_or_default(),
             uri.path()
         );
-        let labels = move |status: String| RequestLabels {
+        let labels = move |action: &str, status: String| RequestLabels {
             scheme: uri.scheme_str().unwrap_or("https").to_owned(),
             host: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
             action: action.to_owned(),
@@ -300,7 +304,15 @@ impl HttpClient for AcmeHttpClient {
                     {
                         remember_retry_after(at);
                     }
-                    let labels = labels(status.as_u16().to_string());
+                    // instant-acme polls a processing order and downloads the chain in one call:
+                    // tell the download by what it returns.
+                    let is_chain = response
+                        .headers()
+                        .get(CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.starts_with("application/pem-certificate-chain"));
+                    let action = if is_chain { "get_certificate" } else { action };
+                    let labels = labels(action, status.as_u16().to_string());
                     tracing::debug!(
                         %url, action = labels.action, method = labels.method,
                         status = status.as_u16(), elapsed_ms, "ACME request"
@@ -309,29 +321,30 @@ impl HttpClient for AcmeHttpClient {
                     Ok(BytesResponse::from(response))
                 }
                 Ok(Err(error)) => {
-                    let labels = labels("error".to_owned());
+                    let labels = labels(action, "error".to_owned());
                     let message = chain(&error);
                     tracing::debug!(
                         %url, action = labels.action, method = labels.method,
                         elapsed_ms, error = %message, "ACME request failed"
                     );
                     metrics::record(labels);
-                    Err(instant_acme::Error::Other(Box::new(TransportError::Request {
-                        url,
-                        message,
-                    })))
+                    Err(instant_acme::Error::Other(Box::new(
+                        TransportError::Request { url, message },
+                    )))
                 }
                 Err(_) => {
-                    let labels = labels("timeout".to_owned());
+                    let labels = labels(action, "timeout".to_owned());
                     tracing::debug!(
                         %url, action = labels.action, method = labels.method,
                         elapsed_ms, "ACME request timed out"
                     );
                     metrics::record(labels);
-                    Err(instant_acme::Error::Other(Box::new(TransportError::Timeout {
-                        url,
-                        after: timeout,
-                    })))
+                    Err(instant_acme::Error::Other(Box::new(
+                        TransportError::Timeout {
+                            url,
+                            after: timeout,
+                        },
+                    )))
                 }
             }
         })
@@ -345,7 +358,10 @@ mod tests {
     #[test]
     fn retry_after_parses_seconds_and_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("120", now), Some(now + Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(now + Duration::from_secs(120))
+        );
         let at = parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now).unwrap();
         assert_eq!(
             at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
@@ -382,12 +398,19 @@ mod tests {
             client.request(request).await
         })
         .await;
-        let Err(error) = result else { panic!("connected to port 9") };
+        let Err(error) = result else {
+            panic!("connected to port 9")
+        };
         let error = AcmeError::from_acme(error, retry_after);
         assert!(error.is_retryable(), "{error}");
         assert!(error.to_string().contains("127.0.0.1:9"), "{error}");
         assert_eq!(
-            metrics::request_count_where(Some("127.0.0.1:9"), Some("directory"), Some("GET"), Some("error")),
+            metrics::request_count_where(
+                Some("127.0.0.1:9"),
+                Some("directory"),
+                Some("GET"),
+                Some("error")
+            ),
             before + 1
         );
     }

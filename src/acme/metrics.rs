@@ -120,14 +120,23 @@ mod tests {
         assert!(request_count() >= before + 3);
         let host = Some("metrics-test.example:14000");
         assert_eq!(request_count_where(host, None, None, None), 3);
-        assert_eq!(request_count_where(host, Some("new_order"), Some("POST"), Some("201")), 2);
+        assert_eq!(
+            request_count_where(host, Some("new_order"), Some("POST"), Some("201")),
+            2
+        );
         assert_eq!(snapshot()[&labels("429")], 1);
 
         let mut registry = Registry::with_prefix("certmanager");
         register(&mut registry);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        assert!(text.contains("certmanager_http_acme_client_request_count_total{"), "{text}");
-        assert!(text.contains("host=\"metrics-test.example:14000\""), "{text}");
+        assert!(
+            text.contains("certmanager_http_acme_client_request_count_total{"),
+            "{text}"
+        );
+        assert!(
+            text.contains("host=\"metrics-test.example:14000\""),
+            "{text}"
+        );
     }
 }

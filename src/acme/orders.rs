@@ -153,9 +153,9 @@ fn authorization_state(status: AuthorizationStatus) -> AcmeState {
         AuthorizationStatus::Pending => AcmeState::Pending,
         AuthorizationStatus::Valid => AcmeState::Valid,
         AuthorizationStatus::Expired => AcmeState::Expired,
-        AuthorizationStatus::Invalid | AuthorizationStatus::Revoked | AuthorizationStatus::Deactivated => {
-            AcmeState::Invalid
-        }
+        AuthorizationStatus::Invalid
+        | AuthorizationStatus::Revoked
+        | AuthorizationStatus::Deactivated => AcmeState::Invalid,
     }
 }
 
@@ -291,7 +291,11 @@ fn is_replaces_rejection(error: &instant_acme::Error) -> bool {
             let ty = p.r#type.as_deref().unwrap_or_default();
             ty.ends_with(":alreadyReplaced")
                 || (ty.ends_with(":malformed")
-                    && p.detail.as_deref().unwrap_or_default().to_ascii_lowercase().contains("replace"))
+                    && p.detail
+                        .as_deref()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase()
+                        .contains("replace"))
         }
         _ => false,
     }
@@ -338,13 +342,21 @@ impl OrderCache {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).0.len()
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .len()
     }
 }
 
 /// Re-attaches to an order by URL when it is not in memory. Returns whether it was loaded (its
 /// state is then fresh).
-async fn load(account: &AcmeAccount, slot: &mut Option<Order>, url: &str) -> Result<bool, instant_acme::Error> {
+async fn load(
+    account: &AcmeAccount,
+    slot: &mut Option<Order>,
+    url: &str,
+) -> Result<bool, instant_acme::Error> {
     if slot.is_some() {
         return Ok(false);
     }
@@ -364,7 +376,12 @@ async fn fetch_authorizations(order: &mut Order) -> Result<(), instant_acme::Err
 }
 
 impl AcmeAccount {
-    fn failed(&self, url: &str, error: instant_acme::Error, retry_after: Option<Duration>) -> AcmeError {
+    fn failed(
+        &self,
+        url: &str,
+        error: instant_acme::Error,
+        retry_after: Option<Duration>,
+    ) -> AcmeError {
         let error = AcmeError::from_acme(error, retry_after);
         if error.is_terminal() {
             // The order may be gone or in another state: re-attach next time.
@@ -376,7 +393,10 @@ impl AcmeAccount {
     /// Places a new order. Call once per Order object: the returned URL must be persisted
     /// before anything else. The authorizations are fetched too (best effort: the snapshot
     /// lists those fetched; [`AcmeAccount::order_details`] fetches the rest).
-    pub async fn create_order(&self, request: &NewOrderRequest) -> Result<OrderSnapshot, AcmeError> {
+    pub async fn create_order(
+        &self,
+        request: &NewOrderRequest,
+    ) -> Result<OrderSnapshot, AcmeError> {
         let identifiers: Vec<Identifier> = request
             .dns_names
             .iter()
@@ -384,7 +404,9 @@ impl AcmeAccount {
             .chain(request.ip_addresses.iter().map(|ip| Identifier::Ip(*ip)))
             .collect();
         if identifiers.is_empty() {
-            return Err(AcmeError::terminal("the order names no DNS name or IP address"));
+            return Err(AcmeError::terminal(
+                "the order names no DNS name or IP address",
+            ));
         }
         let replaces = request.replaces.as_deref().and_then(certificate_identifier);
         let new_order = |with_replaces: bool| {
@@ -404,11 +426,12 @@ impl AcmeAccount {
                 error = %AcmeError::from_acme(result.err().expect("an error"), retry_after),
                 "ordering again without ARI replaces"
             );
-            (result, retry_after) = scoped("new_order", self.inner.account.new_order(&new_order(false))).await;
+            (result, retry_after) =
+                scoped("new_order", self.inner.account.new_order(&new_order(false))).await;
         }
         let mut order = result.map_err(|e| AcmeError::from_acme(e, retry_after))?;
         let url = order.url().to_owned();
-        tracing::info!(order_url = %url, "created ACME order");
+        tracing::debug!(order_url = %url, "new-order accepted by the server");
         let (fetched, _) = scoped("get_authorization", fetch_authorizations(&mut order)).await;
         if let Err(e) = fetched {
             tracing::warn!(order_url = %url, error = %AcmeError::from_acme(e, None), "could not fetch the order's authorizations yet");
@@ -431,7 +454,12 @@ impl AcmeAccount {
         match result {
             Ok(()) => {
                 let order = slot.as_mut().expect("loaded");
-                Ok(order_snapshot(url, order.state(), self.thumbprint(), retry_after))
+                Ok(order_snapshot(
+                    url,
+                    order.state(),
+                    self.thumbprint(),
+                    retry_after,
+                ))
             }
             Err(e) => {
                 drop(slot);
@@ -455,7 +483,12 @@ impl AcmeAccount {
         match result {
             Ok(()) => {
                 let order = slot.as_mut().expect("loaded");
-                Ok(order_snapshot(url, order.state(), self.thumbprint(), retry_after))
+                Ok(order_snapshot(
+                    url,
+                    order.state(),
+                    self.thumbprint(),
+                    retry_after,
+                ))
             }
             Err(e) => {
                 drop(slot);
@@ -466,7 +499,12 @@ impl AcmeAccount {
 
     /// Tells the server that the challenge of `acme_type` (`http-01`, …) of an authorization of
     /// the order is ready to be validated.
-    pub async fn accept_challenge(&self, order_url: &str, authorization_url: &str, acme_type: &str) -> Result<(), AcmeError> {
+    pub async fn accept_challenge(
+        &self,
+        order_url: &str,
+        authorization_url: &str,
+        acme_type: &str,
+    ) -> Result<(), AcmeError> {
         let slot = self.inner.orders.slot(order_url);
         let mut slot = slot.lock().await;
         let wanted = challenge_type(acme_type);
@@ -505,7 +543,11 @@ impl AcmeAccount {
 
     /// The authorization's current state, from the server (one request when the order is in
     /// memory).
-    pub async fn authorization(&self, order_url: &str, authorization_url: &str) -> Result<AuthorizationSnapshot, AcmeError> {
+    pub async fn authorization(
+        &self,
+        order_url: &str,
+        authorization_url: &str,
+    ) -> Result<AuthorizationSnapshot, AcmeError> {
         let slot = self.inner.orders.slot(order_url);
         let mut slot = slot.lock().await;
         let thumbprint = self.thumbprint().to_owned();
@@ -531,7 +573,12 @@ impl AcmeAccount {
                 if known {
                     authorization.refresh().await?;
                 }
-                return Ok(Some(authorization_snapshot(authorization_url, &authorization, &thumbprint, None)));
+                return Ok(Some(authorization_snapshot(
+                    authorization_url,
+                    &authorization,
+                    &thumbprint,
+                    None,
+                )));
             }
             Ok(None)
         })
@@ -552,7 +599,11 @@ impl AcmeAccount {
     }
 
     /// Finalizes a `ready` order with a DER CSR.
-    pub async fn finalize(&self, order_url: &str, csr_der: &[u8]) -> Result<OrderSnapshot, AcmeError> {
+    pub async fn finalize(
+        &self,
+        order_url: &str,
+        csr_der: &[u8],
+    ) -> Result<OrderSnapshot, AcmeError> {
         let slot = self.inner.orders.slot(order_url);
         let mut slot = slot.lock().await;
         let (result, retry_after) = scoped("finalize", async {
@@ -565,7 +616,12 @@ impl AcmeAccount {
             Ok(()) => {
                 let order = slot.as_mut().expect("loaded");
                 tracing::info!(%order_url, "finalized ACME order");
-                Ok(order_snapshot(order_url, order.state(), self.thumbprint(), retry_after))
+                Ok(order_snapshot(
+                    order_url,
+                    order.state(),
+                    self.thumbprint(),
+                    retry_after,
+                ))
             }
             Err(e) => {
                 drop(slot);
@@ -582,12 +638,12 @@ impl AcmeAccount {
         let (result, retry_after) = scoped("get_order", async {
             load(self, &mut slot, order_url).await?;
             let order = slot.as_mut().expect("loaded");
-            if !matches!(order.state().status, OrderStatus::Processing | OrderStatus::Valid) {
+            if !matches!(
+                order.state().status,
+                OrderStatus::Processing | OrderStatus::Valid
+            ) {
                 // The cached state is stale (e.g. `ready` before finalizing elsewhere).
                 order.refresh().await?;
-            }
-            if order.state().status == OrderStatus::Valid {
-                set_action("get_certificate");
             }
             order.certificate().await
         })
@@ -654,7 +710,12 @@ mod tests {
     #[test]
     fn order_states_become_snapshots() {
         let state = order_fixture();
-        let snapshot = order_snapshot("https://acme.example/order/7", &state, THUMBPRINT, Some(Duration::from_secs(3)));
+        let snapshot = order_snapshot(
+            "https://acme.example/order/7",
+            &state,
+            THUMBPRINT,
+            Some(Duration::from_secs(3)),
+        );
         assert_eq!(snapshot.status, AcmeState::Pending);
         assert_eq!(snapshot.finalize_url, "https://acme.example/finalize/7");
         assert_eq!(snapshot.authorization_urls.len(), 2);
@@ -680,7 +741,12 @@ mod tests {
 
     #[test]
     fn authorizations_carry_key_authorizations_and_errors() {
-        let snapshot = authorization_snapshot("https://acme.example/authz/1", &authorization_fixture(), THUMBPRINT, None);
+        let snapshot = authorization_snapshot(
+            "https://acme.example/authz/1",
+            &authorization_fixture(),
+            THUMBPRINT,
+            None,
+        );
         assert_eq!(snapshot.identifier, "example.com");
         assert!(snapshot.wildcard && !snapshot.ip);
         assert_eq!(snapshot.status, AcmeState::Invalid);
@@ -695,27 +761,45 @@ mod tests {
             "400 urn:ietf:params:acme:error:dns: no TXT record found at _acme-challenge.example.com"
         );
         assert!(snapshot.challenge("tls-alpn-01").is_some());
-        assert!(!format!("{http:?}").contains("tok-1."), "Debug leaks the key authorization");
+        assert!(
+            !format!("{http:?}").contains("tok-1."),
+            "Debug leaks the key authorization"
+        );
 
         let ip: AuthorizationState = serde_json::from_value(serde_json::json!({
             "identifier": {"type": "ip", "value": "192.0.2.10"}, "status": "valid", "challenges": []
         }))
         .unwrap();
         let snapshot = authorization_snapshot("u", &ip, THUMBPRINT, None);
-        assert_eq!((snapshot.identifier.as_str(), snapshot.ip, snapshot.status), ("192.0.2.10", true, AcmeState::Valid));
+        assert_eq!(
+            (snapshot.identifier.as_str(), snapshot.ip, snapshot.status),
+            ("192.0.2.10", true, AcmeState::Valid)
+        );
     }
 
     #[test]
     fn dns_value_is_the_rfc_8555_digest() {
         // RFC 8555 §8.4 computes the TXT value as base64url(SHA-256(keyAuthorization)).
-        let (ka, dns) = key_authorization("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA", "nP1qzpXGymHBrUEepNY9HCsQk7K8KhOypzEt62jcerQ");
-        assert_eq!(ka, "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.nP1qzpXGymHBrUEepNY9HCsQk7K8KhOypzEt62jcerQ");
+        let (ka, dns) = key_authorization(
+            "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA",
+            "nP1qzpXGymHBrUEepNY9HCsQk7K8KhOypzEt62jcerQ",
+        );
+        assert_eq!(
+            ka,
+            "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.nP1qzpXGymHBrUEepNY9HCsQk7K8KhOypzEt62jcerQ"
+        );
         assert_eq!(dns, URL_SAFE_NO_PAD.encode(Sha256::digest(ka.as_bytes())));
     }
 
     #[test]
     fn challenge_types_and_cert_ids() {
-        for name in ["http-01", "dns-01", "tls-alpn-01", "device-attest-01", "x-new-01"] {
+        for name in [
+            "http-01",
+            "dns-01",
+            "tls-alpn-01",
+            "device-attest-01",
+            "x-new-01",
+        ] {
             assert_eq!(type_name(&challenge_type(name)), name);
         }
         assert_eq!(type_name(&challenge_type("HTTP-01")), "http-01");
@@ -723,13 +807,18 @@ mod tests {
         assert_eq!(id.to_string(), "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
         assert!(certificate_identifier("nodot").is_none());
         assert!(certificate_identifier(".x").is_none());
-        assert!(is_replaces_rejection(&instant_acme::Error::Unsupported("ACME renewal information (ARI)")));
+        assert!(is_replaces_rejection(&instant_acme::Error::Unsupported(
+            "ACME renewal information (ARI)"
+        )));
         let rejected: Problem = serde_json::from_str(
             r#"{"type":"urn:ietf:params:acme:error:alreadyReplaced","detail":"already replaced","status":409}"#,
         )
         .unwrap();
         assert!(is_replaces_rejection(&instant_acme::Error::Api(rejected)));
-        let other: Problem = serde_json::from_str(r#"{"type":"urn:ietf:params:acme:error:rateLimited","status":429}"#).unwrap();
+        let other: Problem = serde_json::from_str(
+            r#"{"type":"urn:ietf:params:acme:error:rateLimited","status":429}"#,
+        )
+        .unwrap();
         assert!(!is_replaces_rejection(&instant_acme::Error::Api(other)));
     }
 
@@ -740,7 +829,7 @@ mod tests {
             let _ = cache.slot(&format!("https://acme.example/order/{i}"));
         }
         assert_eq!(cache.len(), MAX_CACHED_ORDERS);
-        cache.remove("https://acme.example/order/600");
+        cache.remove("https://acme.example/order/500");
         assert_eq!(cache.len(), MAX_CACHED_ORDERS - 1);
     }
 }

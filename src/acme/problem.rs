@@ -157,11 +157,15 @@ impl AcmeError {
             (_, Some("serverInternal")) => "the ACME server had an internal error (transient)",
             (_, Some("unauthorized")) => "the ACME server refused: the account is not authorized",
             (_, Some("rejectedIdentifier")) => "the ACME server will not issue for this identifier",
-            (_, Some("unsupportedIdentifier")) => "the ACME server does not support this identifier type",
+            (_, Some("unsupportedIdentifier")) => {
+                "the ACME server does not support this identifier type"
+            }
             (_, Some("malformed")) => "the ACME server rejected a malformed request",
             (_, Some("caa")) => "a CAA record forbids this CA from issuing for the domain",
             (_, Some("dns")) => "the ACME server could not resolve the domain",
-            (_, Some("connection")) => "the ACME server could not connect to validate the challenge",
+            (_, Some("connection")) => {
+                "the ACME server could not connect to validate the challenge"
+            }
             (_, Some("externalAccountRequired")) => {
                 "the ACME server requires External Account Binding (externalAccountBinding)"
             }
@@ -180,7 +184,10 @@ impl AcmeError {
 
     /// Classifies an instant-acme error. `retry_after` is the `Retry-After` that the HTTP client
     /// captured for the failing request (instant-acme drops response headers on errors).
-    pub(crate) fn from_acme(error: instant_acme::Error, retry_after: Option<Duration>) -> AcmeError {
+    pub(crate) fn from_acme(
+        error: instant_acme::Error,
+        retry_after: Option<Duration>,
+    ) -> AcmeError {
         use instant_acme::Error as E;
         match error {
             E::Api(problem) => {
@@ -207,17 +214,22 @@ impl AcmeError {
             }
             E::Timeout(at) => {
                 let mut e = AcmeError::retryable("timed out waiting for the ACME server");
-                e.retry_after = at.map(|at| at.saturating_duration_since(std::time::Instant::now()));
+                e.retry_after =
+                    at.map(|at| at.saturating_duration_since(std::time::Instant::now()));
                 e
             }
             E::KeyRejected => AcmeError::terminal(
                 "the key was rejected: certsmith's ACME client needs an ECDSA P-256 key in PKCS#8 form",
             ),
             E::Crypto => AcmeError::terminal("a cryptographic operation failed"),
-            E::Unsupported(what) => AcmeError::terminal(format!("the ACME server does not support {what}")),
+            E::Unsupported(what) => {
+                AcmeError::terminal(format!("the ACME server does not support {what}"))
+            }
             E::InvalidUri(e) => AcmeError::terminal(format!("invalid ACME server URL: {e}")),
             E::Http(e) => AcmeError::terminal(format!("invalid ACME request: {e}")),
-            E::Json(e) => AcmeError::retryable(format!("unexpected response from the ACME server: {e}")),
+            E::Json(e) => {
+                AcmeError::retryable(format!("unexpected response from the ACME server: {e}"))
+            }
             E::Hyper(e) => AcmeError::retryable(format!("HTTP error: {}", chain(&e))),
             E::Other(e) => match e.downcast::<super::client::TransportError>() {
                 Ok(transport) => {
@@ -227,7 +239,9 @@ impl AcmeError {
                 }
                 Err(other) => AcmeError::retryable(chain(other.as_ref())),
             },
-            E::Str(s) => AcmeError::retryable(format!("unexpected response from the ACME server: {s}")),
+            E::Str(s) => {
+                AcmeError::retryable(format!("unexpected response from the ACME server: {s}"))
+            }
             other => AcmeError::retryable(chain(&other)),
         }
     }
@@ -258,7 +272,9 @@ fn classify_problem(
         Some("rateLimited") => ErrorClass::RateLimited {
             retry_after: retry_after.or_else(|| detail.and_then(retry_after_from_detail)),
         },
-        Some("badNonce" | "serverInternal" | "connection" | "orderNotReady") => ErrorClass::Retryable,
+        Some("badNonce" | "serverInternal" | "connection" | "orderNotReady") => {
+            ErrorClass::Retryable
+        }
         Some(
             "unauthorized"
             | "rejectedIdentifier"
@@ -302,7 +318,7 @@ fn retry_after_from_detail(detail: &str) -> Option<Duration> {
     // "2026-01-02 03:04:05 UTC" or an RFC 3339 timestamp.
     let candidate: String = rest.chars().take(23).collect();
     let normalized = candidate
-        .trim_end_matches(|c: char| c == ':' || c == ',' || c == '.')
+        .trim_end_matches([':', ',', '.'])
         .replace(" UTC", "Z")
         .replacen(' ', "T", 1);
     let ts: jiff::Timestamp = normalized
@@ -310,7 +326,11 @@ fn retry_after_from_detail(detail: &str) -> Option<Duration> {
         .or_else(|_| rest.split_whitespace().next().unwrap_or_default().parse())
         .ok()?;
     let target = SystemTime::from(ts);
-    Some(target.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        target
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -345,7 +365,10 @@ mod tests {
             assert_eq!(e.class(), class, "{ty}");
             assert_eq!(e.problem_type(), Some(ty));
             assert_eq!(e.status(), Some(status));
-            assert_eq!(e.to_string(), format!("{status} urn:ietf:params:acme:error:{ty}: d"));
+            assert_eq!(
+                e.to_string(),
+                format!("{status} urn:ietf:params:acme:error:{ty}: d")
+            );
         }
     }
 
@@ -378,7 +401,10 @@ mod tests {
         });
         let e = AcmeError::from_acme(problem(&json.to_string()), None);
         let wait = e.retry_after().expect("parsed from the detail");
-        assert!(wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3600), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(3500) && wait <= Duration::from_secs(3600),
+            "{wait:?}"
+        );
 
         // A bare 429 is a rate limit too.
         let e = AcmeError::from_acme(problem(r#"{"status":429,"detail":"slow down"}"#), None);
@@ -404,15 +430,21 @@ mod tests {
     #[test]
     fn client_side_errors_are_classified() {
         assert!(AcmeError::from_acme(instant_acme::Error::KeyRejected, None).is_terminal());
-        assert!(AcmeError::from_acme(instant_acme::Error::Str("no nonce found"), None).is_retryable());
         assert!(
-            AcmeError::from_acme(instant_acme::Error::Unsupported("ACME renewal information (ARI)"), None)
-                .is_terminal()
+            AcmeError::from_acme(instant_acme::Error::Str("no nonce found"), None).is_retryable()
         );
-        let transport = instant_acme::Error::Other(Box::new(super::super::client::TransportError::Timeout {
-            url: "https://acme.example/dir".into(),
-            after: Duration::from_secs(30),
-        }));
+        assert!(
+            AcmeError::from_acme(
+                instant_acme::Error::Unsupported("ACME renewal information (ARI)"),
+                None
+            )
+            .is_terminal()
+        );
+        let transport =
+            instant_acme::Error::Other(Box::new(super::super::client::TransportError::Timeout {
+                url: "https://acme.example/dir".into(),
+                after: Duration::from_secs(30),
+            }));
         let e = AcmeError::from_acme(transport, None);
         assert!(e.is_retryable());
         assert!(e.to_string().contains("no response within 30s"), "{e}");

@@ -94,7 +94,11 @@ pub(crate) mod oids {
 /// order Go's `pkix.Name` writes them (C, ST, L, STREET, POSTALCODE, O, OU, CN, SERIALNUMBER;
 /// several values of one attribute share one RDN).
 pub fn subject_for_spec(spec: &CertificateSpec) -> Result<Rdns, CsrError> {
-    if let Some(literal) = spec.literal_subject.as_deref().filter(|s| !s.trim().is_empty()) {
+    if let Some(literal) = spec
+        .literal_subject
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
         return parse_literal_subject(literal);
     }
     let subject = spec.subject.clone().unwrap_or_default();
@@ -107,17 +111,35 @@ pub fn subject_for_spec(spec: &CertificateSpec) -> Result<Rdns, CsrError> {
     push(oids::COUNTRY, subject.countries.unwrap_or_default());
     push(oids::PROVINCE, subject.provinces.unwrap_or_default());
     push(oids::LOCALITY, subject.localities.unwrap_or_default());
-    push(oids::STREET_ADDRESS, subject.street_addresses.unwrap_or_default());
+    push(
+        oids::STREET_ADDRESS,
+        subject.street_addresses.unwrap_or_default(),
+    );
     push(oids::POSTAL_CODE, subject.postal_codes.unwrap_or_default());
-    push(oids::ORGANIZATION, subject.organizations.unwrap_or_default());
-    push(oids::ORGANIZATIONAL_UNIT, subject.organizational_units.unwrap_or_default());
+    push(
+        oids::ORGANIZATION,
+        subject.organizations.unwrap_or_default(),
+    );
+    push(
+        oids::ORGANIZATIONAL_UNIT,
+        subject.organizational_units.unwrap_or_default(),
+    );
     push(
         oids::COMMON_NAME,
-        spec.common_name.iter().filter(|c| !c.is_empty()).cloned().collect(),
+        spec.common_name
+            .iter()
+            .filter(|c| !c.is_empty())
+            .cloned()
+            .collect(),
     );
     push(
         oids::SERIAL_NUMBER,
-        subject.serial_number.iter().filter(|s| !s.is_empty()).cloned().collect(),
+        subject
+            .serial_number
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect(),
     );
     Ok(rdns)
 }
@@ -378,7 +400,11 @@ pub(crate) fn usage_extensions(usages: &[KeyUsage], is_ca: bool) -> Vec<Vec<u8>>
     let (bits, ekus) = usage_bits(usages, is_ca);
     let mut out = Vec::new();
     if bits != 0 {
-        out.push(der::extension(oids::KEY_USAGE, true, &der::named_bits(bits)));
+        out.push(der::extension(
+            oids::KEY_USAGE,
+            true,
+            &der::named_bits(bits),
+        ));
     }
     if !ekus.is_empty() {
         let value = der::seq(ekus.iter().map(|oid| der::oid(oid)));
@@ -447,7 +473,9 @@ pub(crate) fn san_extension(
     for other in spec.other_names.iter().flatten() {
         let oid_text = other.oid.as_deref().unwrap_or_default();
         let oid = der::parse_oid(oid_text).ok_or_else(|| {
-            CsrError::InvalidSpec(format!("spec.otherNames oid {oid_text:?} is not a dotted OID"))
+            CsrError::InvalidSpec(format!(
+                "spec.otherNames oid {oid_text:?} is not a dotted OID"
+            ))
         })?;
         let value = other.utf8_value.as_deref().unwrap_or_default();
         let content = der::concat([
@@ -565,9 +593,7 @@ pub fn with_signature_algorithm(
         (Some(S::SHA384WithRSA), KeySpec::Rsa(_)) => &PKCS_RSA_SHA384,
         (Some(S::SHA512WithRSA), KeySpec::Rsa(_)) => &PKCS_RSA_SHA512,
         (Some(S::ECDSAWithSHA256), KeySpec::Ecdsa(256)) => &PKCS_ECDSA_P256_SHA256,
-        (Some(S::ECDSAWithSHA256), KeySpec::Ecdsa(521)) => &PKCS_ECDSA_P521_SHA256,
         (Some(S::ECDSAWithSHA384), KeySpec::Ecdsa(384)) => &PKCS_ECDSA_P384_SHA384,
-        (Some(S::ECDSAWithSHA384), KeySpec::Ecdsa(521)) => &PKCS_ECDSA_P521_SHA384,
         (Some(S::ECDSAWithSHA512), KeySpec::Ecdsa(521)) => &PKCS_ECDSA_P521_SHA512,
         (Some(S::PureEd25519), KeySpec::Ed25519) => &PKCS_ED25519,
         (Some(requested), spec) => {
@@ -829,8 +855,14 @@ pub fn verify_csr_signature(csr_der: &[u8]) -> Result<(), CsrError> {
     let [pk_alg, pk_bits] = spki_fields.as_slice() else {
         return Err(bad("malformed public key"));
     };
-    let public_key = pk_bits.content.get(1..).ok_or_else(|| bad("empty public key"))?;
-    let signature = signature.content.get(1..).ok_or_else(|| bad("empty signature"))?;
+    let public_key = pk_bits
+        .content
+        .get(1..)
+        .ok_or_else(|| bad("empty public key"))?;
+    let signature = signature
+        .content
+        .get(1..)
+        .ok_or_else(|| bad("empty signature"))?;
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let algorithm = provider
         .signature_verification_algorithms
@@ -883,50 +915,8 @@ pub fn format_violations(violations: &[String]) -> String {
 /// the CSR requests: subject or literal subject and every kind of SAN. (Fields of the
 /// CertificateRequest itself — issuerRef, duration, isCA, usages — are compared by the caller.)
 pub fn csr_violations(csr: &ParsedCsr, spec: &CertificateSpec) -> Vec<String> {
+    // The order of cert-manager's `RequestMatchesSpec`.
     let mut v: Vec<String> = Vec::new();
-    if let Some(literal) = spec.literal_subject.as_deref().filter(|s| !s.trim().is_empty()) {
-        let matches = parse_literal_subject(literal).is_ok_and(|rdns| {
-            normalized(rdns_as_strings(&rdns)) == normalized(csr.subject.rdns.clone())
-        });
-        if !matches {
-            v.push("spec.literalSubject".into());
-        }
-    } else {
-        if csr.common_name().unwrap_or_default() != spec.common_name.clone().unwrap_or_default() {
-            v.push("spec.commonName".into());
-        }
-        let subject = spec.subject.clone().unwrap_or_default();
-        let fields: [(&str, &str, Vec<String>); 7] = [
-            ("spec.subject.organizations", attr::ORGANIZATION, spec_list(&subject.organizations)),
-            ("spec.subject.countries", attr::COUNTRY, spec_list(&subject.countries)),
-            (
-                "spec.subject.organizationalUnits",
-                attr::ORGANIZATIONAL_UNIT,
-                spec_list(&subject.organizational_units),
-            ),
-            ("spec.subject.localities", attr::LOCALITY, spec_list(&subject.localities)),
-            ("spec.subject.provinces", attr::PROVINCE, spec_list(&subject.provinces)),
-            (
-                "spec.subject.streetAddresses",
-                attr::STREET_ADDRESS,
-                spec_list(&subject.street_addresses),
-            ),
-            ("spec.subject.postalCodes", attr::POSTAL_CODE, spec_list(&subject.postal_codes)),
-        ];
-        for (field, oid, wanted) in fields {
-            if !equal_unsorted(&csr.subject.values(oid), &wanted) {
-                v.push(field.into());
-            }
-        }
-        if csr.subject.serial_number().unwrap_or_default()
-            != subject.serial_number.unwrap_or_default()
-        {
-            v.push("spec.subject.serialNumber".into());
-        }
-    }
-    if !equal_unsorted(&csr.names.dns_names, &spec_list(&spec.dns_names)) {
-        v.push("spec.dnsNames".into());
-    }
     if !equal_unsorted(
         &normalize_ips(&csr.names.ip_addresses),
         &normalize_ips(&spec_list(&spec.ip_addresses)),
@@ -936,8 +926,14 @@ pub fn csr_violations(csr: &ParsedCsr, spec: &CertificateSpec) -> Vec<String> {
     if !equal_unsorted(&csr.names.uris, &spec_list(&spec.uris)) {
         v.push("spec.uris".into());
     }
-    if !equal_unsorted(&csr.names.email_addresses, &spec_list(&spec.email_addresses)) {
+    if !equal_unsorted(
+        &csr.names.email_addresses,
+        &spec_list(&spec.email_addresses),
+    ) {
         v.push("spec.emailAddresses".into());
+    }
+    if !equal_unsorted(&csr.names.dns_names, &spec_list(&spec.dns_names)) {
+        v.push("spec.dnsNames".into());
     }
     let mut requested: Vec<(String, String)> = csr.names.other_names.clone();
     let mut wanted: Vec<(String, String)> = spec
@@ -956,6 +952,70 @@ pub fn csr_violations(csr: &ParsedCsr, spec: &CertificateSpec) -> Vec<String> {
     if requested != wanted {
         v.push("spec.otherNames".into());
     }
+    if let Some(literal) = spec
+        .literal_subject
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        let matches = parse_literal_subject(literal).is_ok_and(|rdns| {
+            normalized(rdns_as_strings(&rdns)) == normalized(csr.subject.rdns.clone())
+        });
+        if !matches {
+            v.push("spec.literalSubject".into());
+        }
+    } else {
+        if csr.common_name().unwrap_or_default() != spec.common_name.clone().unwrap_or_default() {
+            v.push("spec.commonName".into());
+        }
+        let subject = spec.subject.clone().unwrap_or_default();
+        if csr.subject.serial_number().unwrap_or_default()
+            != subject.serial_number.clone().unwrap_or_default()
+        {
+            v.push("spec.subject.serialNumber".into());
+        }
+        let fields: [(&str, &str, Vec<String>); 7] = [
+            (
+                "spec.subject.organizations",
+                attr::ORGANIZATION,
+                spec_list(&subject.organizations),
+            ),
+            (
+                "spec.subject.countries",
+                attr::COUNTRY,
+                spec_list(&subject.countries),
+            ),
+            (
+                "spec.subject.localities",
+                attr::LOCALITY,
+                spec_list(&subject.localities),
+            ),
+            (
+                "spec.subject.organizationalUnits",
+                attr::ORGANIZATIONAL_UNIT,
+                spec_list(&subject.organizational_units),
+            ),
+            (
+                "spec.subject.postalCodes",
+                attr::POSTAL_CODE,
+                spec_list(&subject.postal_codes),
+            ),
+            (
+                "spec.subject.provinces",
+                attr::PROVINCE,
+                spec_list(&subject.provinces),
+            ),
+            (
+                "spec.subject.streetAddresses",
+                attr::STREET_ADDRESS,
+                spec_list(&subject.street_addresses),
+            ),
+        ];
+        for (field, oid, wanted) in fields {
+            if !equal_unsorted(&csr.subject.values(oid), &wanted) {
+                v.push(field.into());
+            }
+        }
+    }
     v
 }
 
@@ -972,22 +1032,31 @@ pub fn csr_matches_spec(csr_pem: &[u8], spec: &CertificateSpec) -> Result<(), St
 }
 
 /// cert-manager's fuzzy check of an issued certificate against the spec (used when the
-/// CertificateRequest that issued it is gone): the common name may also appear among the DNS
-/// names, and a CA may add the common name to the DNS names.
+/// CertificateRequest that issued it is gone): names may move between the common name and the
+/// DNS names, as CAs promote one to the other.
 pub fn certificate_violations(cert: &CertInfo, spec: &CertificateSpec) -> Vec<String> {
+    use std::collections::BTreeSet;
     let mut v: Vec<String> = Vec::new();
     let common_name = spec.common_name.clone().unwrap_or_default();
-    if !common_name.is_empty()
-        && cert.subject_name.common_name().as_deref() != Some(common_name.as_str())
-        && !cert.dns_names.contains(&common_name)
-    {
-        v.push("spec.commonName".into());
+    let cert_common_name = cert.subject_name.common_name().unwrap_or_default();
+    let spec_dns = spec_list(&spec.dns_names);
+    let mut expected: BTreeSet<&String> = spec_dns.iter().collect();
+    if !common_name.is_empty() {
+        expected.insert(&common_name);
     }
-    let dns = spec_list(&spec.dns_names);
-    if !equal_unsorted(&cert.dns_names, &dns) {
-        let mut with_cn = dns.clone();
-        with_cn.push(common_name.clone());
-        if common_name.is_empty() || !equal_unsorted(&cert.dns_names, &with_cn) {
+    let mut all: BTreeSet<&String> = cert.dns_names.iter().collect();
+    if !cert_common_name.is_empty() {
+        all.insert(&cert_common_name);
+    }
+    if all != expected {
+        if (!common_name.is_empty() && !all.contains(&common_name))
+            || (!cert_common_name.is_empty() && !expected.contains(&cert_common_name))
+        {
+            v.push("spec.commonName".into());
+        }
+        if !spec_dns.iter().all(|d| all.contains(d))
+            || !cert.dns_names.iter().all(|d| expected.contains(d))
+        {
             v.push("spec.dnsNames".into());
         }
     }
@@ -1226,10 +1295,12 @@ mod tests {
         verify_csr_signature(&csr.der).unwrap();
 
         let p521 = KeySpec::Ecdsa(521).generate().unwrap();
-        s.signature_algorithm = Some(SignatureAlgorithm::ECDSAWithSHA256);
+        s.signature_algorithm = Some(SignatureAlgorithm::ECDSAWithSHA512);
         let csr = parse_csr(&build_csr_der(&s, &p521).unwrap()).unwrap();
-        assert_eq!(csr.signature_algorithm, "1.2.840.10045.4.3.2");
+        assert_eq!(csr.signature_algorithm, "1.2.840.10045.4.3.4");
         verify_csr_signature(&csr.der).unwrap();
+        s.signature_algorithm = Some(SignatureAlgorithm::ECDSAWithSHA256);
+        assert!(build_csr_der(&s, &p521).is_err());
 
         s.signature_algorithm = Some(SignatureAlgorithm::ECDSAWithSHA512);
         let err = build_csr_der(&s, &ec_key()).unwrap_err().to_string();
@@ -1242,10 +1313,7 @@ mod tests {
     fn tampered_requests_fail_verification() {
         let mut der = build_csr_der(&spec(), &ec_key()).unwrap();
         // Flip a byte inside the subject's common name.
-        let at = der
-            .windows(11)
-            .position(|w| w == b"example.com")
-            .unwrap();
+        let at = der.windows(11).position(|w| w == b"example.com").unwrap();
         der[at] ^= 1;
         assert!(verify_csr_signature(&der).is_err());
     }
@@ -1266,7 +1334,7 @@ mod tests {
         changed.ip_addresses = Some(vec!["192.0.2.9".into()]);
         assert_eq!(
             csr_matches_spec(pem.as_bytes(), &changed),
-            Err("[spec.commonName spec.dnsNames spec.ipAddresses]".into())
+            Err("[spec.ipAddresses spec.dnsNames spec.commonName]".into())
         );
         let mut org = original.clone();
         org.subject = Some(X509Subject {
@@ -1282,6 +1350,32 @@ mod tests {
                 .unwrap_err()
                 .contains("could not be parsed")
         );
+    }
+
+    #[test]
+    fn certificate_names_are_compared_loosely() {
+        let mut cert = crate::pki::x509::parse_leaf_pem(
+            &rcgen::CertificateParams::new(vec!["www.example.com".to_string()])
+                .unwrap()
+                .self_signed(&ec_key())
+                .unwrap()
+                .pem(),
+        )
+        .unwrap();
+        // The CA moved the common name into the DNS names and dropped it from the subject.
+        cert.subject_name = Subject::default();
+        cert.dns_names = vec!["example.com".into(), "www.example.com".into()];
+        assert!(certificate_violations(&cert, &spec()).is_empty());
+        let mut s = spec();
+        s.dns_names = Some(vec!["example.com".into(), "api.example.com".into()]);
+        assert_eq!(certificate_violations(&cert, &s), ["spec.dnsNames"]);
+        let mut s = spec();
+        s.common_name = Some("other.example.com".into());
+        assert_eq!(certificate_violations(&cert, &s), ["spec.commonName"]);
+        let mut s = spec();
+        s.ip_addresses = Some(vec!["::ffff:192.0.2.1".into()]);
+        cert.ip_addresses = vec!["192.0.2.1".into()];
+        assert!(certificate_violations(&cert, &s).is_empty());
     }
 
     #[test]
@@ -1307,9 +1401,19 @@ mod tests {
         let key = ec_key();
         let mut s = spec();
         s.ip_addresses = Some(vec!["not-an-ip".into()]);
-        assert!(build_csr_der(&s, &key).unwrap_err().to_string().contains("not an IP"));
+        assert!(
+            build_csr_der(&s, &key)
+                .unwrap_err()
+                .to_string()
+                .contains("not an IP")
+        );
         let mut s = spec();
         s.dns_names = Some(vec!["bücher.example".into()]);
-        assert!(build_csr_der(&s, &key).unwrap_err().to_string().contains("A-label"));
+        assert!(
+            build_csr_der(&s, &key)
+                .unwrap_err()
+                .to_string()
+                .contains("A-label")
+        );
     }
 }

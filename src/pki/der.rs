@@ -17,7 +17,6 @@ pub(crate) const NULL: u8 = 0x05;
 pub(crate) const OID: u8 = 0x06;
 pub(crate) const UTF8_STRING: u8 = 0x0c;
 pub(crate) const PRINTABLE_STRING: u8 = 0x13;
-pub(crate) const IA5_STRING: u8 = 0x16;
 pub(crate) const UTC_TIME: u8 = 0x17;
 pub(crate) const GENERALIZED_TIME: u8 = 0x18;
 pub(crate) const SEQUENCE: u8 = 0x30;
@@ -196,10 +195,6 @@ pub(crate) fn utf8_string(s: &str) -> Vec<u8> {
     tlv(UTF8_STRING, s.as_bytes())
 }
 
-pub(crate) fn ia5_string(s: &str) -> Vec<u8> {
-    tlv(IA5_STRING, s.as_bytes())
-}
-
 /// A directory string as Go's `encoding/asn1` writes one (which is what cert-manager's subjects
 /// are): PrintableString when every character is printable (Go also admits `*` and `&`), else
 /// UTF8String.
@@ -215,7 +210,19 @@ fn is_go_printable(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b' ' | b'\'' | b'(' | b')' | b'+' | b',' | b'-' | b'.' | b'/' | b':' | b'=' | b'?' | b'*' | b'&'
+            b' ' | b'\''
+                | b'('
+                | b')'
+                | b'+'
+                | b','
+                | b'-'
+                | b'.'
+                | b'/'
+                | b':'
+                | b'='
+                | b'?'
+                | b'*'
+                | b'&'
         )
 }
 
@@ -281,7 +288,9 @@ pub(crate) fn read(input: &[u8]) -> Option<(Element<'_>, &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -330,7 +339,9 @@ mod tests {
         let encoded = oid(&[1, 2, 840, 113549, 1, 1, 11]);
         assert_eq!(
             encoded,
-            [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b]
+            [
+                0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b
+            ]
         );
         assert_eq!(
             oid_to_string(&encoded[2..]).unwrap(),

@@ -109,9 +109,10 @@ impl KeySpec {
             PrivateKeyAlgorithm::Ed25519 => "Ed25519",
         };
         let size = match private_key.size.filter(|size| *size > 0) {
-            Some(size) => Some(u32::try_from(size).map_err(|_| {
-                KeyError::Unsupported(format!("{algorithm} with size {size}"))
-            })?),
+            Some(size) => Some(
+                u32::try_from(size)
+                    .map_err(|_| KeyError::Unsupported(format!("{algorithm} with size {size}")))?,
+            ),
             None => None,
         };
         Self::from_fields(Some(algorithm), size)
@@ -146,9 +147,54 @@ pub fn private_key_violations(actual: Option<KeySpec>, spec: &CertificateSpec) -
     violation.into_iter().map(String::from).collect()
 }
 
-/// Parses a PEM private key in PKCS#1, SEC1 or PKCS#8 form.
+/// Parses a PEM private key in PKCS#1, SEC1 or PKCS#8 form. The key is held as PKCS#8
+/// whatever its input form, so that [`encode_pem`] can write it in either encoding.
 pub fn parse_pem(pem: &str) -> Result<KeyPair, KeyError> {
-    KeyPair::from_pem(pem).map_err(|e| KeyError::Parse(e.to_string()))
+    // The first private key block: `openssl ecparam -genkey` writes EC PARAMETERS before it.
+    let block = pem::parse_many(pem)
+        .map_err(parse_err)?
+        .into_iter()
+        .find(|b| b.tag().ends_with("PRIVATE KEY"))
+        .ok_or_else(|| KeyError::Parse("no PRIVATE KEY PEM block".into()))?;
+    let pkcs8 = match block.tag() {
+        "PRIVATE KEY" => block.into_contents(),
+        "RSA PRIVATE KEY" => {
+            let algorithm = super::der::seq([
+                super::der::oid(&[1, 2, 840, 113549, 1, 1, 1]),
+                super::der::null(),
+            ]);
+            wrap_pkcs8(algorithm, block.contents())
+        }
+        "EC PRIVATE KEY" => {
+            let mut ec = sec1::EcPrivateKey::from_der(block.contents()).map_err(parse_err)?;
+            let Some(sec1::EcParameters::NamedCurve(curve)) = ec.parameters.take() else {
+                return Err(KeyError::Parse(
+                    "the EC private key does not name its curve".into(),
+                ));
+            };
+            let algorithm = super::der::seq([
+                super::der::oid(&[1, 2, 840, 10045, 2, 1]),
+                super::der::tlv(super::der::OID, curve.as_bytes()),
+            ]);
+            // Inside PKCS#8 the curve lives in the AlgorithmIdentifier (RFC 5915 section 3).
+            wrap_pkcs8(algorithm, &ec.to_der().map_err(parse_err)?)
+        }
+        other => {
+            return Err(KeyError::Parse(format!(
+                "unexpected PEM block {other:?}, expected a private key"
+            )));
+        }
+    };
+    KeyPair::try_from(pkcs8.as_slice()).map_err(parse_err)
+}
+
+/// `PrivateKeyInfo { version 0, algorithm, privateKey }`.
+fn wrap_pkcs8(algorithm: Vec<u8>, private_key: &[u8]) -> Vec<u8> {
+    super::der::seq([
+        super::der::small_integer(0),
+        algorithm,
+        super::der::octet_string(private_key),
+    ])
 }
 
 /// Writes a key as PEM in the requested encoding.
@@ -254,6 +300,16 @@ mod tests {
                     public_key_der(&key),
                     "{spec:?} {encoding:?}"
                 );
+                assert_eq!(KeySpec::of(&back), Some(spec), "{spec:?} {encoding:?}");
+                // A key read from either form can be written in the other.
+                for other in [KeyEncoding::Pkcs1, KeyEncoding::Pkcs8] {
+                    let again = encode_pem(&back, other).unwrap();
+                    assert_eq!(
+                        again,
+                        encode_pem(&key, other).unwrap(),
+                        "{spec:?} {other:?}"
+                    );
+                }
             }
         }
     }
@@ -270,7 +326,10 @@ mod tests {
             ..Default::default()
         };
         let none: Vec<String> = vec![];
-        assert_eq!(private_key_violations(Some(KeySpec::Rsa(2048)), &CertificateSpec::default()), none);
+        assert_eq!(
+            private_key_violations(Some(KeySpec::Rsa(2048)), &CertificateSpec::default()),
+            none
+        );
         assert_eq!(
             private_key_violations(Some(KeySpec::Rsa(4096)), &CertificateSpec::default()),
             ["spec.privateKey.size"]
@@ -280,17 +339,47 @@ mod tests {
             ["spec.privateKey.algorithm"]
         );
         let ecdsa384 = spec(Some(PrivateKeyAlgorithm::Ecdsa), Some(384));
-        assert_eq!(private_key_violations(Some(KeySpec::Ecdsa(384)), &ecdsa384), none);
+        assert_eq!(
+            private_key_violations(Some(KeySpec::Ecdsa(384)), &ecdsa384),
+            none
+        );
         assert_eq!(
             private_key_violations(Some(KeySpec::Ecdsa(256)), &ecdsa384),
             ["spec.privateKey.size"]
         );
         let ed = spec(Some(PrivateKeyAlgorithm::Ed25519), Some(4096));
         assert_eq!(private_key_violations(Some(KeySpec::Ed25519), &ed), none);
-        assert_eq!(private_key_violations(None, &ed), ["spec.privateKey.algorithm"]);
-        assert_eq!(KeySpec::for_certificate(&ecdsa384).unwrap(), KeySpec::Ecdsa(384));
-        assert_eq!(KeySpec::for_certificate(&CertificateSpec::default()).unwrap(), KeySpec::Rsa(2048));
-        assert!(KeySpec::for_certificate(&spec(Some(PrivateKeyAlgorithm::Ecdsa), Some(512))).is_err());
+        assert_eq!(
+            private_key_violations(None, &ed),
+            ["spec.privateKey.algorithm"]
+        );
+        assert_eq!(
+            KeySpec::for_certificate(&ecdsa384).unwrap(),
+            KeySpec::Ecdsa(384)
+        );
+        assert_eq!(
+            KeySpec::for_certificate(&CertificateSpec::default()).unwrap(),
+            KeySpec::Rsa(2048)
+        );
+        assert!(
+            KeySpec::for_certificate(&spec(Some(PrivateKeyAlgorithm::Ecdsa), Some(512))).is_err()
+        );
+    }
+
+    #[test]
+    fn ec_parameters_before_the_key_are_skipped() {
+        let key = KeySpec::Ecdsa(256).generate().unwrap();
+        let pem = encode_pem(&key, KeyEncoding::Pkcs1).unwrap();
+        let with_params = format!(
+            "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n{pem}"
+        );
+        assert_eq!(
+            public_key_der(&parse_pem(&with_params).unwrap()),
+            public_key_der(&key)
+        );
+        assert!(
+            parse_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err()
+        );
     }
 
     #[test]

@@ -93,6 +93,48 @@ pub fn parse_go_duration(text: &str) -> Result<SignedDuration, DurationError> {
     Ok(SignedDuration::new(secs, (nanos % 1_000_000_000) as i32))
 }
 
+/// Go's `time.Duration.String()`, which is how a duration read through cert-manager's Go types
+/// is written back: `2160h0m0s`, `1h30m0s`, `5m0s`, `45s`, `1.5s`, `300ms`, `0s`.
+pub fn format_go_duration(duration: SignedDuration) -> String {
+    let negative = duration.is_negative();
+    let total = duration.as_nanos().unsigned_abs();
+    let sign = if negative { "-" } else { "" };
+    if total == 0 {
+        return "0s".into();
+    }
+    let fraction = |value: u128, unit: u128| -> String {
+        let whole = value / unit;
+        let rest = value % unit;
+        if rest == 0 {
+            whole.to_string()
+        } else {
+            let digits = unit.to_string().len() - 1;
+            let frac = format!("{rest:0digits$}");
+            format!("{whole}.{}", frac.trim_end_matches('0'))
+        }
+    };
+    if total < 1_000_000_000 {
+        let (unit, suffix) = if total < 1_000 {
+            (1, "ns")
+        } else if total < 1_000_000 {
+            (1_000, "µs")
+        } else {
+            (1_000_000, "ms")
+        };
+        return format!("{sign}{}{suffix}", fraction(total, unit));
+    }
+    let hours = total / 3_600_000_000_000;
+    let minutes = (total / 60_000_000_000) % 60;
+    let seconds = fraction(total % 60_000_000_000, 1_000_000_000);
+    if hours > 0 {
+        format!("{sign}{hours}h{minutes}m{seconds}s")
+    } else if minutes > 0 {
+        format!("{sign}{minutes}m{seconds}s")
+    } else {
+        format!("{sign}{seconds}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +168,28 @@ mod tests {
         );
         for bad in ["", "h", "5", "5d", "1h 30m", "abc", "."] {
             assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn go_duration_strings() {
+        for (text, want) in [
+            ("2160h", "2160h0m0s"),
+            ("90m", "1h30m0s"),
+            ("5m", "5m0s"),
+            ("45s", "45s"),
+            ("1.5s", "1.5s"),
+            ("300ms", "300ms"),
+            ("0", "0s"),
+            ("-5m", "-5m0s"),
+            ("1h0m30.25s", "1h0m30.25s"),
+            ("1500us", "1.5ms"),
+        ] {
+            assert_eq!(
+                format_go_duration(parse_go_duration(text).unwrap()),
+                want,
+                "{text}"
+            );
         }
     }
 

@@ -76,11 +76,19 @@ pub fn self_sign(
         return Err(SignError::KeyMismatch);
     }
     // Keep the CSR's signature algorithm (spec.signatureAlgorithm) when the key can make it.
-    let signer = csr::with_signature_algorithm(key, requested_algorithm(&request.signature_algorithm))
-        .or_else(|_| csr::with_signature_algorithm(key, None))
-        .map_err(|e| SignError::Sign(e.to_string()))?;
+    let signer =
+        csr::with_signature_algorithm(key, requested_algorithm(&request.signature_algorithm))
+            .or_else(|_| csr::with_signature_algorithm(key, None))
+            .map_err(|e| SignError::Sign(e.to_string()))?;
     let not_after = options.now + options.duration;
-    let der = certificate_der(&request, &signer, &request.subject_raw, None, not_after, options)?;
+    let der = certificate_der(
+        &request,
+        &signer,
+        &request.subject_raw,
+        None,
+        not_after,
+        options,
+    )?;
     let pem = pem_block(&der);
     Ok(Signed {
         certificate_pem: pem.clone(),
@@ -106,8 +114,8 @@ pub fn sign_with_ca(
         ));
     }
     let request = parsed_request(csr_data)?;
-    let signer = csr::with_signature_algorithm(ca_key, None)
-        .map_err(|e| SignError::Sign(e.to_string()))?;
+    let signer =
+        csr::with_signature_algorithm(ca_key, None).map_err(|e| SignError::Sign(e.to_string()))?;
     let not_after = (options.now + options.duration).min(ca.not_after);
     let der = certificate_der(
         &request,
@@ -210,7 +218,11 @@ fn certificate_der(
     if options.is_ca
         && let Some(id) = key_identifier(&request.public_key_der)
     {
-        extensions.push(der::extension(oids::SUBJECT_KEY_ID, false, &der::octet_string(&id)));
+        extensions.push(der::extension(
+            oids::SUBJECT_KEY_ID,
+            false,
+            &der::octet_string(&id),
+        ));
     }
     if let Some(authority_id) = ca.and_then(|ca| ca.subject_key_id.clone()) {
         let value = der::seq([der::context_primitive(0, &authority_id)]);
@@ -221,7 +233,10 @@ fn certificate_der(
         access.push(der::seq([der::oid(oids::OCSP), uri_general_name(url)?]));
     }
     for url in &options.issuing_certificate_urls {
-        access.push(der::seq([der::oid(oids::CA_ISSUERS), uri_general_name(url)?]));
+        access.push(der::seq([
+            der::oid(oids::CA_ISSUERS),
+            uri_general_name(url)?,
+        ]));
     }
     if !access.is_empty() {
         extensions.push(der::extension(
@@ -309,8 +324,7 @@ mod tests {
 
     fn verify_signed_by(cert_der: &[u8], issuer_spki: &[u8]) {
         let (_, cert) = X509Certificate::from_der(cert_der).unwrap();
-        let (_, spki) =
-            x509_parser::x509::SubjectPublicKeyInfo::from_der(issuer_spki).unwrap();
+        let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(issuer_spki).unwrap();
         // Reuse the CSR verifier's machinery through a fake "request" is not possible, so check
         // with the webpki algorithms directly.
         let provider = rustls::crypto::aws_lc_rs::default_provider();
@@ -362,7 +376,13 @@ mod tests {
         let (_, cert) = X509Certificate::from_der(&der[0]).unwrap();
         let ku = cert.key_usage().unwrap().unwrap().value;
         assert!(ku.digital_signature() && !ku.key_cert_sign());
-        assert!(cert.extended_key_usage().unwrap().unwrap().value.server_auth);
+        assert!(
+            cert.extended_key_usage()
+                .unwrap()
+                .unwrap()
+                .value
+                .server_auth
+        );
         assert!(cert.basic_constraints().unwrap().unwrap().critical);
         assert!(csr::certificate_matches_spec(&signed.certificate_pem, &s).is_ok());
         assert!(csr::certificate_matches_key(&signed.certificate_pem, &key).is_ok());
@@ -389,8 +409,8 @@ mod tests {
         let leaf_csr = csr::build_csr_pem(&leaf_spec, &leaf_key).unwrap();
         // Asks for 90 days; the CA lives 48 hours, so the leaf is capped.
         let options = SigningOptions::new(now(), SignedDuration::from_hours(2160));
-        let signed = sign_with_ca(leaf_csr.as_bytes(), &ca.certificate_pem, &ca_key, &options)
-            .unwrap();
+        let signed =
+            sign_with_ca(leaf_csr.as_bytes(), &ca.certificate_pem, &ca_key, &options).unwrap();
         assert_eq!(signed.ca_pem, ca.certificate_pem);
         let chain = x509::pem_chain_to_der(&signed.certificate_pem).unwrap();
         assert_eq!(chain.len(), 1, "the root is not repeated in the chain");
@@ -435,7 +455,10 @@ mod tests {
             &csr,
             &ca.certificate_pem,
             &key,
-            &SigningOptions::new(now() + SignedDuration::from_hours(2), SignedDuration::from_hours(1)),
+            &SigningOptions::new(
+                now() + SignedDuration::from_hours(2),
+                SignedDuration::from_hours(1),
+            ),
         )
         .unwrap_err();
         assert!(matches!(expired, SignError::Ca(_)), "{expired}");
@@ -447,9 +470,12 @@ mod tests {
         let mut s = spec("rsa.example", &["rsa.example"], false);
         s.signature_algorithm = Some(SignatureAlgorithm::SHA512WithRSA);
         let csr = csr::build_csr_der(&s, &key).unwrap();
-        let signed =
-            self_sign(&csr, &key, &SigningOptions::new(now(), SignedDuration::from_hours(1)))
-                .unwrap();
+        let signed = self_sign(
+            &csr,
+            &key,
+            &SigningOptions::new(now(), SignedDuration::from_hours(1)),
+        )
+        .unwrap();
         let der = x509::pem_chain_to_der(&signed.certificate_pem).unwrap();
         let (_, cert) = X509Certificate::from_der(&der[0]).unwrap();
         assert_eq!(

@@ -25,7 +25,7 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -399,4 +399,119 @@ async fn reconcile<K: IssuerResource>(
     }
     controller.errors.reset(&object_key);
     Ok(action)
+}
+
+// ---------------------------------------------------------------------------------------------
+// For the order and challenge controllers: the ACME issuer an object refers to, and its account.
+// ---------------------------------------------------------------------------------------------
+
+/// An ACME issuer and its registered account.
+pub struct AcmeIssuerRef {
+    pub key: IssuerKey,
+    pub acme: crate::api::acme::AcmeIssuer,
+    pub account: crate::acme::AcmeAccount,
+}
+
+/// Why the ACME issuer of an object cannot be used (yet).
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("reading {what}: {source}")]
+    Kube {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} is not an ACME issuer")]
+    NotAcme(String),
+    #[error("unknown issuer kind {0:?}")]
+    UnknownKind(String),
+    #[error("the ACME account of {issuer}: {source}")]
+    Account {
+        issuer: String,
+        #[source]
+        source: crate::acme::AccountError,
+    },
+}
+
+impl LookupError {
+    /// How long the ACME server asked to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            LookupError::Account { source, .. } => source.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// The ACME issuer that `reference` (in `namespace`) names, with its account from the account
+/// cache (loaded from the issuer's status after a restart; never registered here). `None` for
+/// issuers of another group (external issuers).
+pub async fn acme_issuer(
+    ctx: &Context,
+    namespace: &str,
+    reference: &crate::api::meta::IssuerReference,
+) -> Result<Option<AcmeIssuerRef>, LookupError> {
+    if reference.group_or_default() != crate::api::meta::CERT_MANAGER_GROUP {
+        return Ok(None);
+    }
+    let name = reference.name.as_str();
+    let (key, spec, status, secret_ns) = match reference.kind_or_default() {
+        "Issuer" => {
+            let api: Api<Issuer> = Api::namespaced(ctx.client.clone(), namespace);
+            let what = format!("Issuer {namespace}/{name}");
+            let issuer = api
+                .get_opt(name)
+                .await
+                .map_err(|source| LookupError::Kube {
+                    what: what.clone(),
+                    source,
+                })?
+                .ok_or(LookupError::NotFound(what))?;
+            (
+                IssuerKey::issuer(namespace, name),
+                issuer.spec,
+                issuer.status,
+                namespace.to_owned(),
+            )
+        }
+        "ClusterIssuer" => {
+            let api: Api<ClusterIssuer> = Api::all(ctx.client.clone());
+            let what = format!("ClusterIssuer {name}");
+            let issuer = api
+                .get_opt(name)
+                .await
+                .map_err(|source| LookupError::Kube {
+                    what: what.clone(),
+                    source,
+                })?
+                .ok_or(LookupError::NotFound(what))?;
+            (
+                IssuerKey::cluster_issuer(name),
+                issuer.spec.0,
+                issuer.status,
+                ctx.config.cluster_resource_namespace.clone(),
+            )
+        }
+        other => return Err(LookupError::UnknownKind(other.to_owned())),
+    };
+    let Some(acme) = spec.acme else {
+        return Err(LookupError::NotAcme(key.to_string()));
+    };
+    let config = AccountConfig::from_issuer(&acme, &secret_ns);
+    let account = ctx
+        .accounts
+        .get(
+            &ctx.client,
+            &key,
+            &config,
+            status.as_ref().and_then(|s| s.acme.as_ref()),
+        )
+        .await
+        .map_err(|source| LookupError::Account {
+            issuer: key.to_string(),
+            source,
+        })?;
+    Ok(Some(AcmeIssuerRef { key, acme, account }))
 }

@@ -142,7 +142,7 @@ pub fn acme_status(
     match result {
         Ok(registration) => Some(AcmeIssuerStatus {
             uri: Some(registration.uri.clone()),
-            last_registered_email: Some(registration.email.clone()),
+            last_registered_email: Some(registration.email.clone()).filter(|e| !e.is_empty()),
             last_private_key_hash: Some(registration.key_hash.clone()),
         }),
         Err(_) => current.cloned(),
