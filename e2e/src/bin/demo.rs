@@ -19,12 +19,24 @@ use serde_json::{Value, json};
 const NAMESPACE: &str = "demo";
 const DNS_NAMES: [&str; 2] = ["demo.certsmith.test", "www.demo.certsmith.test"];
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match demo() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\ndemo failed: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo() -> anyhow::Result<()> {
     let certsmith = PathBuf::from(
         std::env::args()
             .nth(1)
             .context("usage: demo <path to the certsmith binary>")?,
     );
+    // The stand-in kubelet runs this binary from the control plane's work dir.
+    let certsmith = certsmith.canonicalize().unwrap_or(certsmith);
     if !certsmith.exists() {
         bail!(
             "{} does not exist: build it with `cargo build --bin certsmith`",
@@ -216,13 +228,7 @@ fn describe(chain_pem: &str) -> anyhow::Result<()> {
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.contents())?;
     let sans: Vec<String> = cert
         .subject_alternative_name()?
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .map(|n| n.to_string())
-                .collect()
-        })
+        .map(|san| san.value.general_names.iter().map(general_name).collect())
         .unwrap_or_default();
     println!(
         "    Subject:    {}",
@@ -240,12 +246,37 @@ fn describe(chain_pem: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn general_name(name: &x509_parser::extensions::GeneralName) -> String {
+    use x509_parser::extensions::GeneralName;
+    match name {
+        GeneralName::DNSName(d) => format!("DNS:{d}"),
+        GeneralName::IPAddress(ip) => match ip.len() {
+            4 => format!(
+                "IP:{}",
+                std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).unwrap())
+            ),
+            16 => format!(
+                "IP:{}",
+                std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).unwrap())
+            ),
+            _ => "IP:?".into(),
+        },
+        GeneralName::URI(u) => format!("URI:{u}"),
+        GeneralName::RFC822Name(e) => format!("email:{e}"),
+        other => other.to_string(),
+    }
+}
+
 fn display_or(s: String, fallback: &str) -> String {
     if s.is_empty() { fallback.to_owned() } else { s }
 }
 
 fn print_yaml(obj: &Value) {
-    let yaml = serde_saphyr::to_string(obj).unwrap_or_default();
+    let mut obj = obj.clone();
+    if obj["spec"]["acme"]["caBundle"].is_string() {
+        obj["spec"]["acme"]["caBundle"] = Value::from("<base64 of Pebble's CA certificate>");
+    }
+    let yaml = serde_saphyr::to_string(&obj).unwrap_or_default();
     for line in yaml.lines() {
         println!("    | {line}");
     }

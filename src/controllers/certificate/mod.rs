@@ -816,3 +816,121 @@ fn log_audit(certificate: &Certificate, audit: &plan::Audit) {
 pub fn object_ref(certificate: &Certificate) -> ObjectRef<Certificate> {
     ObjectRef::from_obj(certificate)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::certificate::CertificateSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+    use kube::runtime::reflector;
+
+    fn certificate(name: &str, secret: &str, created: &str) -> Certificate {
+        let mut c = Certificate::new(
+            name,
+            CertificateSpec {
+                secret_name: secret.into(),
+                ..Default::default()
+            },
+        );
+        c.metadata.namespace = Some("apps".into());
+        c.metadata.uid = Some(format!("uid-{name}"));
+        c.metadata.creation_timestamp = Some(Time(created.parse().unwrap()));
+        c
+    }
+
+    fn store_of(certificates: &[Certificate]) -> Store<Certificate> {
+        let (store, mut writer) = reflector::store();
+        for c in certificates {
+            writer.apply_watcher_event(&watcher::Event::Apply(c.clone()));
+        }
+        store
+    }
+
+    fn secret_meta(
+        name: &str,
+        annotations: &[(&str, &str)],
+        owner: Option<&str>,
+    ) -> PartialObjectMeta<Secret> {
+        PartialObjectMeta::<Secret> {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("apps".into()),
+                annotations: Some(
+                    annotations
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                owner_references: owner.map(|o| {
+                    vec![OwnerReference {
+                        api_version: "cert-manager.io/v1".into(),
+                        kind: "Certificate".into(),
+                        name: o.into(),
+                        uid: format!("uid-{o}"),
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn secrets_map_to_their_certificates() {
+        let store = store_of(&[
+            certificate("web", "web-tls", "2026-01-01T00:00:00Z"),
+            certificate("api", "api-tls", "2026-01-01T00:00:00Z"),
+        ]);
+        let names = |refs: Vec<ObjectRef<Certificate>>| {
+            refs.into_iter()
+                .map(|r| (r.name, r.namespace.unwrap_or_default()))
+                .collect::<Vec<_>>()
+        };
+        // By spec.secretName.
+        assert_eq!(
+            names(certificates_for_secret(
+                &store,
+                &secret_meta("web-tls", &[], None)
+            )),
+            [("web".to_string(), "apps".to_string())]
+        );
+        // By the certificate-name annotation (a Secret whose Certificate moved on).
+        assert_eq!(
+            names(certificates_for_secret(
+                &store,
+                &secret_meta(
+                    "old-tls",
+                    &[(secret::annotation::CERTIFICATE_NAME, "api")],
+                    None
+                )
+            )),
+            [("api".to_string(), "apps".to_string())]
+        );
+        // A next private key, by its owner.
+        assert_eq!(
+            names(certificates_for_secret(
+                &store,
+                &secret_meta("web-x7k2p", &[], Some("web"))
+            )),
+            [("web".to_string(), "apps".to_string())]
+        );
+        assert!(certificates_for_secret(&store, &secret_meta("other", &[], None)).is_empty());
+    }
+
+    #[test]
+    fn the_oldest_certificate_owns_a_shared_secret() {
+        let older = certificate("b-older", "shared-tls", "2026-01-01T00:00:00Z");
+        let newer = certificate("a-newer", "shared-tls", "2026-02-01T00:00:00Z");
+        let alone = certificate("alone", "alone-tls", "2026-03-01T00:00:00Z");
+        let store = store_of(&[older.clone(), newer.clone(), alone.clone()]);
+        assert!(owns_secret(&store, &older));
+        assert!(!owns_secret(&store, &newer));
+        assert!(owns_secret(&store, &alone));
+        // Same age: the first by name wins.
+        let twin = certificate("a-twin", "shared-tls", "2026-01-01T00:00:00Z");
+        let store = store_of(&[older.clone(), twin.clone()]);
+        assert!(owns_secret(&store, &twin));
+        assert!(!owns_secret(&store, &older));
+    }
+}
