@@ -4,9 +4,8 @@ CARGO ?= cargo
 
 .PHONY: test tools lint crds demo
 
-## Build the pinned control-plane tools (cached outside the repository), then run every test.
-test: tools
-	$(CARGO) fmt --all --check
+## Build the pinned control-plane tools (cached outside the repository), lint, then run every test.
+test: tools lint
 	$(CARGO) test --workspace --locked --no-fail-fast
 
 ## Build etcd, kube-apiserver, kube-controller-manager, kubectl and Pebble from the Go module proxy.
