@@ -8,6 +8,7 @@
 //! | [`certificate_request`] | CertificateRequest → approved → Order (ACME) → `status.certificate` |
 //! | [`order`] | Order → ACME order, one Challenge per authorization → finalize → chain |
 //! | [`challenge`] | Challenge → solver presented, self-checked, accepted, cleaned up |
+//! | [`shim`] | annotated Ingress → one Certificate per TLS secretName |
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +28,7 @@ pub mod challenge;
 pub mod conditions;
 pub mod issuer;
 pub mod order;
+pub mod shim;
 
 /// Field manager of every server-side apply certsmith makes.
 pub const FIELD_MANAGER: &str = "certsmith";
@@ -48,6 +50,8 @@ pub struct Config {
     pub http01: crate::solvers::http01::Http01Settings,
     /// How often a challenge that has not passed its self-check is checked again.
     pub self_check_retry: Duration,
+    /// Ingress shim: default issuer and auto-certificate annotations.
+    pub shim: shim::ShimSettings,
 }
 
 /// Shared by every reconciler.
@@ -91,6 +95,24 @@ impl Context {
     }
 }
 
+impl Context {
+    /// An API for a namespaced kind, limited to `--namespace` when one is set.
+    pub fn scoped_api<K>(&self) -> kube::Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match self.config.namespace.as_deref() {
+            Some(ns) => kube::Api::namespaced(self.client.clone(), ns),
+            None => kube::Api::all(self.client.clone()),
+        }
+    }
+}
+
+/// Whether an API error carries this HTTP status code.
+pub fn is_status(error: &kube::Error, code: u16) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == code)
+}
+
 /// The future every controller receives to stop gracefully (kube-runtime's
 /// `graceful_shutdown_on` needs it `Send + Sync + Clone`).
 pub type Shutdown = Shared<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>;
@@ -108,5 +130,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
         certificate_request::run(ctx.clone(), shutdown.clone()),
         order::run(ctx.clone(), shutdown.clone()),
         challenge::run(ctx.clone(), shutdown.clone()),
+        shim::run(ctx.clone(), shutdown.clone()),
     );
 }

@@ -31,7 +31,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::backoff::{Backoff, fingerprint};
-use super::{Context, FIELD_MANAGER, Shutdown};
+use super::{Context, FIELD_MANAGER, Shutdown, is_status};
 use crate::api::Certificate;
 use crate::api::certificate::{CertificateCondition, CertificateStatus};
 use crate::api::certificate_request::CertificateRequest;
@@ -63,10 +63,6 @@ fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { action, source }
 }
 
-fn is_status(error: &kube::Error, code: u16) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == code)
-}
-
 /// The state the Certificate reconciles share.
 pub struct CertificateController {
     ctx: Arc<Context>,
@@ -82,24 +78,9 @@ pub struct CertificateController {
 
 /// Runs the Certificate controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
-    let client = ctx.client.clone();
-    let namespace = ctx.config.namespace.clone();
-    let (certificates, requests, secrets): (
-        Api<Certificate>,
-        Api<CertificateRequest>,
-        Api<PartialObjectMeta<Secret>>,
-    ) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-        ),
-    };
+    let certificates: Api<Certificate> = ctx.scoped_api();
+    let requests: Api<CertificateRequest> = ctx.scoped_api();
+    let secrets: Api<PartialObjectMeta<Secret>> = ctx.scoped_api();
     let controller = Controller::new(certificates, watcher::Config::default());
     let store = controller.store();
     let state = Arc::new(CertificateController {

@@ -30,7 +30,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::backoff::{Backoff, fingerprint};
-use super::{Context, Shutdown};
+use super::{Context, Shutdown, is_status};
 use crate::api::certificate_request::{CertificateRequest, CertificateRequestStatus};
 use crate::api::issuer::{IssuerConfig, IssuerSpec, IssuerStatus};
 use crate::api::{ClusterIssuer, Issuer, Order};
@@ -66,10 +66,6 @@ fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { action, source }
 }
 
-fn is_status(error: &kube::Error, code: u16) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == code)
-}
-
 /// The state the CertificateRequest reconciles share.
 pub struct RequestController {
     ctx: Arc<Context>,
@@ -82,23 +78,9 @@ pub struct RequestController {
 /// Runs the CertificateRequest controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
     let client = ctx.client.clone();
-    let namespace = ctx.config.namespace.clone();
-    let (requests, orders, issuers): (
-        Api<CertificateRequest>,
-        Api<Order>,
-        Api<PartialObjectMeta<Issuer>>,
-    ) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-        ),
-    };
+    let requests: Api<CertificateRequest> = ctx.scoped_api();
+    let orders: Api<Order> = ctx.scoped_api();
+    let issuers: Api<PartialObjectMeta<Issuer>> = ctx.scoped_api();
     let cluster_issuers: Api<PartialObjectMeta<ClusterIssuer>> = Api::all(client.clone());
     let controller = Controller::new(requests, watcher::Config::default());
     let by_issuer = controller.store();

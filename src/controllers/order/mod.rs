@@ -131,14 +131,8 @@ impl OrderController {
 
 /// Runs the Order controller until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
-    let client = ctx.client.clone();
-    let (orders, challenges): (Api<Order>, Api<Challenge>) = match ctx.config.namespace.as_deref() {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client, ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client)),
-    };
+    let orders: Api<Order> = ctx.scoped_api();
+    let challenges: Api<Challenge> = ctx.scoped_api();
     let controller = OrderController::new(ctx);
     Controller::new(orders, watcher::Config::default().any_semantic())
         .owns(challenges, watcher::Config::default().any_semantic())
