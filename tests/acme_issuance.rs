@@ -130,6 +130,49 @@ async fn cluster_issuer_issues_a_multi_name_certificate() {
     assert_eq!(annotations["cert-manager.io/certificate-name"], "multi");
     assert_eq!(annotations["cert-manager.io/issuer-name"], "pebble");
     assert_eq!(annotations["cert-manager.io/issuer-kind"], "ClusterIssuer");
+    // The audit trail: one structured log record naming the Certificate, its DNS names, serial,
+    // notAfter and issuer, and an Event on the Certificate.
+    let records: Vec<serde_json::Value> = stack()
+        .controller_log()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|r: &serde_json::Value| {
+            r["event"] == "issued" && r["certificate"] == "multi" && r["namespace"] == ns.as_str()
+        })
+        .collect();
+    assert_eq!(
+        records.len(),
+        1,
+        "one audit record for the issuance: {records:#?}"
+    );
+    let record = &records[0];
+    assert_eq!(
+        record["serial"].as_str().map(str::to_lowercase),
+        Some(info.serial_hex.clone())
+    );
+    assert!(record["not_after"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(record["issuer_name"], "pebble");
+    for name in names {
+        assert!(
+            record["dns_names"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(name),
+            "{record}"
+        );
+    }
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let issued = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .any(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("multi")
+                && e.reason.as_deref() == Some("Issuing")
+        });
+    assert!(issued, "an Issuing event on the Certificate");
     // The solver objects are gone once the challenge is done.
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
     let solver = ListParams::default().labels("acme.cert-manager.io/http01-solver=true");
