@@ -4,7 +4,7 @@
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends musl-tools cmake \
+ && apt-get install -y --no-install-recommends musl-tools=1.2.3-1 cmake=3.25.1-1 \
  && rm -rf /var/lib/apt/lists/* \
  && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src

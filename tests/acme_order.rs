@@ -74,6 +74,8 @@ fn start_controllers(client: Client, namespace: &str) -> tokio::task::JoinHandle
         auto_approve: true,
         http01,
         self_check_retry: Duration::from_secs(1),
+        dns01: Default::default(),
+        shim: Default::default(),
     };
     let ctx: Arc<Context> = Context::new(client, config);
     tokio::spawn(async move {

@@ -52,6 +52,8 @@ async fn start_controllers(
         auto_approve,
         http01: Http01Settings::new("certsmith:test"),
         self_check_retry: Duration::from_secs(1),
+        dns01: Default::default(),
+        shim: Default::default(),
     };
     let ctx = Context::new(client, config);
     let (stop, stopped) = oneshot::channel::<()>();

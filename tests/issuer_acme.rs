@@ -43,6 +43,8 @@ async fn start_controller(client: Client, namespace: &str) -> tokio::task::JoinH
         auto_approve: true,
         http01: Http01Settings::new("certsmith:test"),
         self_check_retry: Duration::from_secs(1),
+        dns01: Default::default(),
+        shim: Default::default(),
     };
     let ctx: Arc<Context> = Context::new(client, config);
     let shutdown = controllers::shutdown_on(futures::future::pending());

@@ -11,6 +11,10 @@
 //!   selector and the target port (a number, or a container port name); the request goes to the
 //!   first Ready, Running Pod (by name) that the selector matches and that has a pod IP.
 //!
+//! * When no Ingress rule matches, Gateway API HTTPRoutes (of any parent Gateway) are tried
+//!   the same way: `hostnames`, then the longest `Exact` or `PathPrefix` match, to the first
+//!   Service of `backendRefs`.
+//!
 //! 404 when no rule matches, 503 when the Service or a ready endpoint is missing, 502 when the
 //! endpoint does not answer. Ingresses, Services and Pods come from reflectors (watches), so a
 //! change in the cluster routes the next request. No TLS, no default backend, no annotations.
@@ -33,6 +37,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::{Ingress, ServiceBackendPort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::runtime::{WatchStreamExt, reflector as reflect};
@@ -132,6 +137,9 @@ struct Stores {
     ingresses: Store<Ingress>,
     services: Store<Service>,
     pods: Store<Pod>,
+    /// Reads Gateway API HTTPRoutes when no Ingress rule matches (their CRD may not be
+    /// installed, so they are listed on demand rather than watched).
+    client: Client,
 }
 
 impl Stores {
@@ -141,6 +149,7 @@ impl Stores {
             ingresses: reflect_all(&client),
             services: reflect_all(&client),
             pods: reflect_all(&client),
+            client: client.clone(),
         };
         tokio::time::timeout(Duration::from_secs(30), async {
             stores.ingresses.wait_until_ready().await?;
@@ -243,10 +252,14 @@ async fn handle(
         .map(|h| strip_port(h).to_ascii_lowercase())
         .unwrap_or_default();
     let path = req.uri().path().to_owned();
-    let Some(backend) = route(&stores.ingresses.state(), &host, &path) else {
+    let backend = match route(&stores.ingresses.state(), &host, &path) {
+        Some(backend) => Some(backend),
+        None => route_http(&list_httproutes(&stores.client).await, &host, &path),
+    };
+    let Some(backend) = backend else {
         return Ok(text(
             StatusCode::NOT_FOUND,
-            format!("no Ingress rule matches host {host:?} path {path:?}"),
+            format!("no Ingress or HTTPRoute rule matches host {host:?} path {path:?}"),
         ));
     };
     let endpoint = match endpoint(&stores.services, &stores.pods.state(), &backend) {
@@ -382,6 +395,92 @@ pub fn route(ingresses: &[Arc<Ingress>], host: &str, path: &str) -> Option<Backe
         .map(|(_, backend)| backend)
 }
 
+/// Every HTTPRoute (`gateway.networking.k8s.io/v1`) of the cluster; none when the Gateway API
+/// CRDs are not installed.
+async fn list_httproutes(client: &Client) -> Vec<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "gateway.networking.k8s.io",
+        "v1",
+        "HTTPRoute",
+    ));
+    Api::<DynamicObject>::all_with(client.clone(), &resource)
+        .list(&Default::default())
+        .await
+        .map(|list| list.items)
+        .unwrap_or_default()
+}
+
+/// The backend of the best HTTPRoute rule for `host` and `path`: hostnames as Ingress hosts
+/// (none: any host), then the longest `Exact` or `PathPrefix` path match (no match: prefix `/`),
+/// the first Service `backendRefs` entry. Parents (Gateways) and other match kinds are ignored.
+pub fn route_http(routes: &[DynamicObject], host: &str, path: &str) -> Option<Backend> {
+    type Rank = (u8, (usize, bool));
+    let mut best: Option<(Rank, Backend)> = None;
+    for route in routes {
+        let namespace = route.namespace().unwrap_or_default();
+        let spec = &route.data["spec"];
+        let hostnames: Vec<&str> = spec["hostnames"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h.as_str()).collect())
+            .unwrap_or_default();
+        let host_rank = if hostnames.is_empty() {
+            Some(0)
+        } else {
+            hostnames
+                .iter()
+                .filter_map(|h| host_rank(Some(h), host))
+                .max()
+        };
+        let Some(host_rank) = host_rank else { continue };
+        for rule in spec["rules"].as_array().into_iter().flatten() {
+            let Some(backend) = rule["backendRefs"].as_array().and_then(|refs| {
+                refs.iter().find(|r| {
+                    r["kind"].as_str().unwrap_or("Service") == "Service"
+                        && r["group"].as_str().unwrap_or("").is_empty()
+                })
+            }) else {
+                continue;
+            };
+            let backend = Backend {
+                namespace: backend["namespace"]
+                    .as_str()
+                    .map_or_else(|| namespace.clone(), String::from),
+                service: backend["name"].as_str().unwrap_or_default().to_owned(),
+                port: ServiceBackendPort {
+                    number: backend["port"].as_i64().map(|p| p as i32),
+                    name: None,
+                },
+            };
+            let matches: Vec<(&str, &str)> = match rule["matches"].as_array() {
+                Some(m) if !m.is_empty() => m
+                    .iter()
+                    .map(|m| {
+                        (
+                            m["path"]["type"].as_str().unwrap_or("PathPrefix"),
+                            m["path"]["value"].as_str().unwrap_or("/"),
+                        )
+                    })
+                    .collect(),
+                _ => vec![("PathPrefix", "/")],
+            };
+            for (path_type, value) in matches {
+                let path_type = match path_type {
+                    "Exact" => "Exact",
+                    "PathPrefix" => "Prefix",
+                    _ => continue,
+                };
+                let Some(rank) = path_rank(Some(value), path_type, path) else {
+                    continue;
+                };
+                if best.as_ref().is_none_or(|(b, _)| (host_rank, rank) > *b) {
+                    best = Some(((host_rank, rank), backend.clone()));
+                }
+            }
+        }
+    }
+    best.map(|(_, backend)| backend)
+}
+
 /// The address of a ready Pod behind `backend`, or why there is none.
 pub fn endpoint(
     services: &Store<Service>,
@@ -469,6 +568,49 @@ mod tests {
 
     fn routed(ingresses: &[Arc<Ingress>], host: &str, p: &str) -> Option<String> {
         route(ingresses, host, p).map(|b| format!("{}/{}", b.namespace, b.service))
+    }
+
+    fn httproute(ns: &str, spec: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "r", "namespace": ns}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn routes_httproutes_by_hostname_and_path() {
+        let backend = |name: &str| json!([{"name": name, "port": 8089}]);
+        let routes = [
+            httproute(
+                "a",
+                json!({"hostnames": ["example.com"], "rules": [
+                    {"backendRefs": backend("root")},
+                    {"matches": [{"path": {"type": "Exact", "value": "/.well-known/acme-challenge/t"}}],
+                     "backendRefs": [{"name": "solver", "namespace": "b", "port": 8089}]},
+                    {"matches": [{"path": {"type": "RegularExpression", "value": ".*"}}],
+                     "backendRefs": backend("regex")},
+                ]}),
+            ),
+            httproute(
+                "c",
+                json!({"rules": [{"matches": [{"path": {"value": "/any"}}], "backendRefs": backend("any")}]}),
+            ),
+        ];
+        let r = |host, p| {
+            route_http(&routes, host, p)
+                .map(|b| format!("{}/{}:{:?}", b.namespace, b.service, b.port.number))
+        };
+        assert_eq!(r("example.com", "/x").as_deref(), Some("a/root:Some(8089)"));
+        assert_eq!(
+            r("example.com", "/.well-known/acme-challenge/t").as_deref(),
+            Some("b/solver:Some(8089)")
+        );
+        assert_eq!(
+            r("other.com", "/any/thing").as_deref(),
+            Some("c/any:Some(8089)")
+        );
+        assert_eq!(r("other.com", "/x"), None);
     }
 
     #[test]

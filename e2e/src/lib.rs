@@ -20,6 +20,7 @@
 //! control plane has its own loopback addresses ([`ControlPlane::ingress_ip`]), where the mock
 //! DNS points every name and Pebble validates HTTP-01 on port 80.
 
+pub mod bind9;
 mod certs;
 pub mod http;
 pub mod ingress;
@@ -45,6 +46,7 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
+pub use crate::bind9::{Bind9, TsigKey};
 pub use crate::certs::FRONT_PROXY_CLIENT_CN;
 pub use crate::ingress::IngressRouter;
 pub use crate::kube::FIELD_MANAGER;
@@ -362,6 +364,35 @@ impl ControlPlane {
             timeout: self.step_timeout,
         };
         Pebble::start(env, &opts).await
+    }
+
+    /// Starts a BIND9 `named` serving `zones` (updatable with `key`; every name's A record is
+    /// [`Self::ingress_ip`]; `records`: more zone-file lines, see [`Bind9::start`]) in a
+    /// directory of its own under the work dir, also on port 53 of a loopback address of its own
+    /// (the zones' NS address). It is stopped when dropped.
+    pub async fn start_bind9(
+        &self,
+        zones: &[&str],
+        records: &[&str],
+        key: &TsigKey,
+    ) -> anyhow::Result<Bind9> {
+        let n = self.extra_pebbles.fetch_add(1, Ordering::Relaxed) + 1;
+        let dir = self.work_dir.path().join(format!("bind9-{n}"));
+        let lease = self
+            .pod_ips()
+            .allocate()
+            .context("no loopback address left for BIND9's port 53")?;
+        let bind = Bind9::start(
+            &dir,
+            zones,
+            records,
+            key,
+            self.ingress_ip(),
+            Some(lease.ip()),
+            self.step_timeout,
+        )
+        .await?;
+        Ok(bind.with_lease(lease))
     }
 
     /// The mock DNS server that Pebble resolves names with.

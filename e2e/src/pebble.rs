@@ -50,6 +50,9 @@ pub struct PebbleOptions {
     /// Extra environment variables (they override the defaults `PEBBLE_VA_NOSLEEP=1` and
     /// `PEBBLE_WFE_NONCEREJECT=0`), e.g. `PEBBLE_AUTHZREUSE=0`.
     pub env: Vec<(String, String)>,
+    /// The DNS server Pebble validates with (`-dnsserver`); default: the control plane's
+    /// pebble-challtestsrv. Point it at a [`crate::Bind9`] for real DNS-01 validation.
+    pub dns_server: Option<SocketAddr>,
 }
 
 impl Default for PebbleOptions {
@@ -73,6 +76,7 @@ impl Default for PebbleOptions {
             ]),
             retry_after: 1,
             env: Vec::new(),
+            dns_server: None,
         }
     }
 }
@@ -137,7 +141,7 @@ impl Pebble {
         cmd.arg("-config")
             .arg(&config_path)
             .arg("-dnsserver")
-            .arg(env.dns.to_string())
+            .arg(opts.dns_server.unwrap_or(env.dns).to_string())
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .envs(opts.env.iter().map(|(k, v)| (k, v)));
@@ -337,12 +341,12 @@ fn free_dns_port() -> anyhow::Result<u16> {
 }
 
 /// A minimal DNS client: one TXT question over UDP.
-mod dns {
+pub(crate) mod dns {
     use super::*;
 
     const TYPE_TXT: u16 = 16;
 
-    pub(super) fn query_txt(server: SocketAddr, name: &str) -> anyhow::Result<Vec<String>> {
+    pub(crate) fn query_txt(server: SocketAddr, name: &str) -> anyhow::Result<Vec<String>> {
         let id: u16 = std::process::id() as u16 ^ 0x5a5a;
         let mut query = Vec::with_capacity(64);
         query.extend_from_slice(&id.to_be_bytes());

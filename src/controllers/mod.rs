@@ -50,6 +50,8 @@ pub struct Config {
     pub http01: crate::solvers::http01::Http01Settings,
     /// How often a challenge that has not passed its self-check is checked again.
     pub self_check_retry: Duration,
+    /// DNS-01: recursive nameservers, authoritative or recursive propagation check, retry period.
+    pub dns01: crate::solvers::dns01::Dns01Settings,
     /// Ingress shim: default issuer and auto-certificate annotations.
     pub shim: shim::ShimSettings,
 }

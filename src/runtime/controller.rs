@@ -50,11 +50,48 @@ pub struct ControllerArgs {
     /// How often a challenge whose self-check has not passed is checked again.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub acme_self_check_retry_period: Duration,
+    /// DNS servers (host:port, comma separated) for DNS-01 zone lookups, CNAME following and,
+    /// with `--dns01-recursive-nameservers-only`, the propagation check (default: resolv.conf).
+    #[arg(long, value_delimiter = ',')]
+    pub dns01_recursive_nameservers: Vec<SocketAddr>,
+    /// Check DNS-01 propagation on the recursive nameservers instead of the zone's
+    /// authoritative nameservers.
+    #[arg(long)]
+    pub dns01_recursive_nameservers_only: bool,
+    /// How often a DNS-01 record that is not visible yet is checked again.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub dns01_check_retry_period: Duration,
+    /// The Ingress and Gateway shims (boxed: they would make every subcommand as large).
+    #[command(flatten)]
+    pub shim: Box<ShimArgs>,
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
     /// Log level filter, overridden by RUST_LOG.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+}
+
+/// Flags of the Ingress and Gateway shims, named as cert-manager's.
+#[derive(clap::Args, Debug)]
+pub struct ShimArgs {
+    /// Issuer of Ingresses with an auto-certificate annotation (`kubernetes.io/tls-acme: "true"`)
+    /// and no issuer annotation.
+    #[arg(long, default_value = "")]
+    pub default_issuer_name: String,
+    /// Kind of the default issuer.
+    #[arg(long, default_value = "Issuer")]
+    pub default_issuer_kind: String,
+    /// API group of the default issuer.
+    #[arg(long, default_value = "cert-manager.io")]
+    pub default_issuer_group: String,
+    /// Ingress annotations that, set to a true value, ask for Certificates from the default
+    /// issuer.
+    #[arg(long, value_delimiter = ',', default_value = "kubernetes.io/tls-acme")]
+    pub auto_certificate_annotations: Vec<String>,
+    /// Create Certificates for annotated Gateway API Gateways (the Gateway API CRDs must be
+    /// installed).
+    #[arg(long)]
+    pub enable_gateway_api: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -88,6 +125,18 @@ impl ControllerArgs {
                 self_check_nameservers: self.acme_http01_solver_nameservers.clone(),
             },
             self_check_retry: self.acme_self_check_retry_period,
+            dns01: crate::solvers::dns01::Dns01Settings {
+                recursive_nameservers: self.dns01_recursive_nameservers.clone(),
+                recursive_only: self.dns01_recursive_nameservers_only,
+                check_retry_period: self.dns01_check_retry_period,
+            },
+            shim: controllers::shim::ShimSettings {
+                default_issuer_name: self.shim.default_issuer_name.clone(),
+                default_issuer_kind: self.shim.default_issuer_kind.clone(),
+                default_issuer_group: self.shim.default_issuer_group.clone(),
+                auto_certificate_annotations: self.shim.auto_certificate_annotations.clone(),
+                enable_gateway_api: self.shim.enable_gateway_api,
+            },
         }
     }
 

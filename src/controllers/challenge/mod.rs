@@ -11,8 +11,14 @@
 //! * The authorization is polled with a short backoff (honouring Retry-After) until it is
 //!   `valid` ("Successfully authorized domain") or fails ("Error accepting authorization: …").
 //! * A final Challenge has its solver cleaned up; a deleted one too, then loses its finalizer.
-//! * DNS-01 is not implemented yet: such Challenges stay `pending` with a reason and a Warning
-//!   Event, and are looked at again slowly.
+//! * DNS-01 ([`crate::solvers::dns01`]): the TXT value is added through the provider (RFC 2136
+//!   or a cert-manager webhook)
+//!   at `_acme-challenge.<domain>` (CNAMEs followed with `cnameStrategy: Follow`) once, then the
+//!   propagation check runs every `--dns01-check-retry-period` ("Waiting for DNS-01 challenge
+//!   propagation: …") until the zone's nameservers serve it, and the challenge is accepted at
+//!   once (no fixed sleep). Cleanup removes only that value.
+//! * DNS-01 providers not implemented yet: such Challenges stay `pending` with a reason and a
+//!   Warning Event, and are looked at again slowly.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,8 +37,9 @@ use super::issuer::{LookupError, acme_issuer};
 use super::{Context, FIELD_MANAGER, Shutdown};
 use crate::acme::AcmeError;
 use crate::api::acme::AcmeState;
-use crate::api::challenge::ChallengeStatus;
+use crate::api::challenge::{ChallengeStatus, ChallengeType};
 use crate::api::{Challenge, Order};
+use crate::solvers::dns01::{self, Dns01Error};
 use crate::solvers::http01::{self, Http01Error, SelfCheck};
 
 pub mod plan;
@@ -41,6 +48,35 @@ use plan::{Next, Outcome};
 
 /// How often a Challenge certsmith cannot solve yet is looked at again.
 const UNSUPPORTED_RESYNC: Duration = Duration::from_secs(300);
+/// The shortest wait before presenting again after a refused or misconfigured present.
+const PRESENT_RETRY_MIN: Duration = Duration::from_secs(5);
+
+/// Why presenting a solver failed.
+#[derive(Debug, thiserror::Error)]
+enum SolverError {
+    #[error(transparent)]
+    Http01(Http01Error),
+    #[error(transparent)]
+    Dns01(Dns01Error),
+}
+
+impl SolverError {
+    fn is_transient(&self) -> bool {
+        match self {
+            SolverError::Http01(e) => e.is_transient(),
+            SolverError::Dns01(e) => e.is_transient(),
+        }
+    }
+}
+
+impl From<SolverError> for Error {
+    fn from(error: SolverError) -> Error {
+        match error {
+            SolverError::Http01(e) => Error::Http01(e),
+            SolverError::Dns01(e) => Error::Dns01(e),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -56,6 +92,8 @@ pub enum Error {
     Issuer(#[from] LookupError),
     #[error(transparent)]
     Http01(#[from] Http01Error),
+    #[error(transparent)]
+    Dns01(#[from] Dns01Error),
     #[error("{0}")]
     Order(String),
 }
@@ -256,11 +294,100 @@ async fn update_finalizers(
 
 /// Removes the solver objects (a challenge type without solver objects has nothing to remove).
 async fn clean_up(ctx: &Context, challenge: &Challenge) -> Result<(), Error> {
+    if challenge.spec.type_ == ChallengeType::Dns01 {
+        return clean_up_dns01(ctx, challenge).await;
+    }
     match http01::cleanup(&ctx.client, challenge).await {
         Ok(()) => Ok(()),
         Err(Http01Error::NotHttp01 | Http01Error::Unsupported(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+fn is_cluster_issuer(challenge: &Challenge) -> bool {
+    challenge.spec.issuer_ref.kind.as_deref() == Some("ClusterIssuer")
+}
+
+/// The namespace of the Secrets a Challenge's solver refers to: the Challenge's own, or the
+/// cluster resource namespace for a ClusterIssuer.
+fn secret_namespace(ctx: &Context, challenge: &Challenge) -> String {
+    if is_cluster_issuer(challenge) {
+        ctx.config.cluster_resource_namespace.clone()
+    } else {
+        challenge.namespace().unwrap_or_default()
+    }
+}
+
+/// Adds the DNS-01 TXT value through the Challenge's provider.
+async fn present_dns01(ctx: &Context, challenge: &Challenge) -> Result<(), Dns01Error> {
+    let target = dns01::target(challenge, &ctx.config.dns01).await?;
+    let provider = dns01::provider(
+        &ctx.client,
+        challenge,
+        &secret_namespace(ctx, challenge),
+        is_cluster_issuer(challenge),
+    )
+    .await?;
+    provider
+        .present(&target.fqdn, &target.zone, &challenge.spec.key)
+        .await?;
+    tracing::info!(
+        namespace = %challenge.namespace().unwrap_or_default(), name = %challenge.name_any(),
+        fqdn = %target.fqdn, zone = %target.zone, "presented the DNS-01 TXT record"
+    );
+    Ok(())
+}
+
+/// Removes the DNS-01 TXT value (only it). A Challenge that was never presented has nothing to
+/// remove; a configuration that cannot work (the provider or its Secret is gone) must not keep
+/// the Challenge from being deleted, so only transient failures are retried.
+async fn clean_up_dns01(ctx: &Context, challenge: &Challenge) -> Result<(), Error> {
+    if !challenge.is_presented() {
+        return Ok(());
+    }
+    let result = async {
+        let target = dns01::target(challenge, &ctx.config.dns01).await?;
+        let provider = dns01::provider(
+            &ctx.client,
+            challenge,
+            &secret_namespace(ctx, challenge),
+            is_cluster_issuer(challenge),
+        )
+        .await?;
+        provider
+            .cleanup(&target.fqdn, &target.zone, &challenge.spec.key)
+            .await?;
+        Ok::<_, Dns01Error>(target)
+    }
+    .await;
+    let namespace = challenge.namespace().unwrap_or_default();
+    let name = challenge.name_any();
+    match result {
+        Ok(target) => {
+            tracing::info!(%namespace, %name, fqdn = %target.fqdn, "removed the DNS-01 TXT record");
+            Ok(())
+        }
+        Err(error) if error.is_transient() => Err(error.into()),
+        Err(error) => {
+            tracing::warn!(%namespace, %name, %error, "could not remove the DNS-01 TXT record; giving up");
+            Ok(())
+        }
+    }
+}
+
+/// The DNS-01 propagation check: `Ok(Err(why))` while the value is not visible yet.
+async fn check_dns01(
+    ctx: &Context,
+    challenge: &Challenge,
+) -> Result<Result<(), String>, Dns01Error> {
+    let target = dns01::target(challenge, &ctx.config.dns01).await?;
+    dns01::propagation::check(
+        &target.fqdn,
+        &target.zone,
+        &challenge.spec.key,
+        &ctx.config.dns01,
+    )
+    .await
 }
 
 /// The URL of the ACME order the Challenge belongs to, from its owning Order.
@@ -347,23 +474,19 @@ async fn reconcile(
                 Ok(Action::await_change())
             }
             Next::NotImplemented => {
+                let reason = plan::dns01_not_implemented(&challenge);
                 let changed = challenge.status.as_ref().and_then(|s| s.reason.as_deref())
-                    != Some(plan::REASON_DNS01_NOT_IMPLEMENTED);
+                    != Some(reason.as_str());
                 let status = plan::updated(&challenge, |s| {
                     s.processing = Some(true);
                     s.state = Some(AcmeState::Pending);
-                    s.reason = Some(plan::REASON_DNS01_NOT_IMPLEMENTED.to_owned());
+                    s.reason = Some(reason.clone());
                 });
                 write_status(&controller, &mut challenge, status).await?;
                 if changed {
-                    tracing::warn!(%namespace, %name, %dns_name, "DNS-01 is not implemented yet");
-                    ctx.event(
-                        &challenge,
-                        EventType::Warning,
-                        "PresentError",
-                        plan::REASON_DNS01_NOT_IMPLEMENTED.to_owned(),
-                    )
-                    .await;
+                    tracing::warn!(%namespace, %name, %dns_name, %reason, "cannot solve the challenge");
+                    ctx.event(&challenge, EventType::Warning, "PresentError", reason)
+                        .await;
                 }
                 controller.errors.reset(&uid);
                 Ok(Action::requeue(UNSUPPORTED_RESYNC))
@@ -384,9 +507,24 @@ async fn present_and_accept(
     let name = challenge.name_any();
     let dns_name = challenge.spec.dns_name.clone();
     let settings = &ctx.config.http01;
+    let is_dns01 = challenge.spec.type_ == ChallengeType::Dns01;
 
-    // Present (again: it is idempotent and repairs solver objects that went missing).
-    if let Err(error) = http01::present(&ctx.client, challenge, settings).await {
+    // Present (HTTP-01 again on every pass: it is idempotent and repairs solver objects that went
+    // missing; DNS-01 once: the record stays until cleanup).
+    let presented = if is_dns01 {
+        if challenge.is_presented() {
+            Ok(())
+        } else {
+            present_dns01(ctx, challenge)
+                .await
+                .map_err(SolverError::Dns01)
+        }
+    } else {
+        http01::present(&ctx.client, challenge, settings)
+            .await
+            .map_err(SolverError::Http01)
+    };
+    if let Err(error) = presented {
         let reason = format!("Error presenting challenge: {error}");
         let changed =
             challenge.status.as_ref().and_then(|s| s.reason.as_deref()) != Some(reason.as_str());
@@ -403,6 +541,14 @@ async fn present_and_accept(
         if error.is_transient() {
             return Err(error.into());
         }
+        if is_dns01 {
+            // A refused update or a wrong configuration: retried with backoff, no hot loop.
+            let delay = controller
+                .errors
+                .record(&uid, 0, None)
+                .max(PRESENT_RETRY_MIN);
+            return Ok(Action::requeue(delay.min(UNSUPPORTED_RESYNC)));
+        }
         controller.errors.reset(&uid);
         return Ok(Action::requeue(UNSUPPORTED_RESYNC));
     }
@@ -415,12 +561,13 @@ async fn present_and_accept(
             s.reason = None;
         });
         write_status(controller, challenge, status).await?;
-        tracing::info!(%namespace, %name, %dns_name, "presented the HTTP-01 challenge");
+        let mechanism = challenge.spec.type_.as_str();
+        tracing::info!(%namespace, %name, %dns_name, "presented the {mechanism} challenge");
         ctx.event(
             challenge,
             EventType::Normal,
             "Presented",
-            "Presented challenge using HTTP-01 challenge mechanism".to_owned(),
+            format!("Presented challenge using {mechanism} challenge mechanism"),
         )
         .await;
     }
@@ -444,6 +591,24 @@ async fn present_and_accept(
             left,
         )),
         Ok(Some(_)) => None,
+        Ok(None) if is_dns01 => match check_dns01(ctx, challenge).await {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => Some((
+                format!("Waiting for DNS-01 challenge propagation: {why}"),
+                ctx.config.dns01.check_retry_period,
+            )),
+            Err(error) if error.is_transient() => {
+                // Not a hot loop: the DNS servers did not answer; ask again after a retry period.
+                Some((
+                    format!("Waiting for DNS-01 challenge propagation: {error}"),
+                    ctx.config.dns01.check_retry_period,
+                ))
+            }
+            Err(error) => Some((
+                format!("Waiting for DNS-01 challenge propagation: {error}"),
+                UNSUPPORTED_RESYNC,
+            )),
+        },
         Ok(None) => match http01::self_check(challenge, settings).await {
             Ok(SelfCheck::Passed) => None,
             Ok(SelfCheck::Failed(why)) => Some((

@@ -14,6 +14,17 @@ use crate::api::challenge::{
 
 pub const REASON_AUTHORIZED: &str = "Successfully authorized domain";
 pub const REASON_DNS01_NOT_IMPLEMENTED: &str = "DNS-01 is not implemented yet";
+
+/// Why a DNS-01 Challenge cannot be solved: its provider is not implemented yet.
+pub fn dns01_not_implemented(challenge: &Challenge) -> String {
+    match challenge.spec.solver.dns01.as_ref() {
+        Some(dns01) => format!(
+            "{REASON_DNS01_NOT_IMPLEMENTED} for the {} provider",
+            crate::solvers::dns01::provider_name(dns01)
+        ),
+        None => format!("{REASON_DNS01_NOT_IMPLEMENTED}: the solver has no dns01 section"),
+    }
+}
 pub const REASON_WAITING_FOR_VALIDATION: &str =
     "Waiting for the ACME server to validate the challenge";
 
@@ -28,7 +39,7 @@ pub enum Next {
     CleanUp,
     /// Final and cleaned up: nothing to do.
     Idle,
-    /// A challenge type certsmith cannot solve yet.
+    /// A challenge certsmith cannot solve yet (a DNS-01 provider not implemented).
     NotImplemented,
     /// Not accepted yet: present the solver, check it, then accept the challenge.
     Present,
@@ -49,7 +60,14 @@ pub fn next(challenge: &Challenge) -> Next {
     if finalizers_with_ours(challenge.finalizers()).is_some() {
         return Next::AddFinalizer;
     }
-    if challenge.spec.type_ == ChallengeType::Dns01 {
+    if challenge.spec.type_ == ChallengeType::Dns01
+        && !challenge
+            .spec
+            .solver
+            .dns01
+            .as_ref()
+            .is_some_and(crate::solvers::dns01::is_supported)
+    {
         return Next::NotImplemented;
     }
     match state {
@@ -232,6 +250,26 @@ mod tests {
         assert_eq!(
             next(&challenge(ChallengeType::Dns01, None, &ours)),
             Next::NotImplemented
+        );
+        // DNS-01 through RFC 2136 is solved like HTTP-01: present, then poll once accepted.
+        let mut rfc2136 = challenge(ChallengeType::Dns01, None, &ours);
+        rfc2136.spec.solver.dns01 = Some(crate::api::acme::AcmeChallengeSolverDns01 {
+            rfc2136: Some(Default::default()),
+            ..Default::default()
+        });
+        assert_eq!(next(&rfc2136), Next::Present);
+        rfc2136.status.as_mut().unwrap().state = Some(AcmeState::Processing);
+        assert_eq!(next(&rfc2136), Next::Poll);
+        // Another provider is not implemented yet, and says which.
+        let mut cloudflare = challenge(ChallengeType::Dns01, None, &ours);
+        cloudflare.spec.solver.dns01 = Some(crate::api::acme::AcmeChallengeSolverDns01 {
+            cloudflare: Some(Default::default()),
+            ..Default::default()
+        });
+        assert_eq!(next(&cloudflare), Next::NotImplemented);
+        assert_eq!(
+            dns01_not_implemented(&cloudflare),
+            "DNS-01 is not implemented yet for the cloudflare provider"
         );
         assert_eq!(
             next(&challenge(

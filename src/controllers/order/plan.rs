@@ -8,7 +8,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::acme::orders::key_authorization;
 use crate::acme::{NewOrderRequest, OrderSnapshot};
-use crate::api::acme::{AcmeChallengeSolver, AcmeState};
+use crate::api::acme::{AcmeChallengeSolver, AcmeState, ParentReference};
 use crate::api::challenge::{ChallengeSpec, ChallengeType};
 use crate::api::order::{AcmeAuthorization, AcmeChallenge};
 use crate::api::{Challenge, Order};
@@ -293,6 +293,59 @@ pub fn challenge_name(order_name: &str, spec: &ChallengeSpec) -> String {
     format!("{}-{}", shorten_to_52(order_name), fnv1_32(&json))
 }
 
+/// Order annotations (copied from the Certificate through its CertificateRequest; the Ingress
+/// shim sets them) that override an HTTP-01 Ingress solver, as cert-manager's
+/// `applyIngressParameterAnnotationOverrides`: the name of an existing Ingress to edit, or the
+/// class or ingressClassName of the Ingresses to create. Each replaces the other two.
+pub const OVERRIDE_INGRESS_NAME: &str = "acme.cert-manager.io/http01-override-ingress-name";
+pub const OVERRIDE_INGRESS_CLASS: &str = "acme.cert-manager.io/http01-override-ingress-class";
+pub const OVERRIDE_INGRESS_CLASS_NAME: &str =
+    "acme.cert-manager.io/http01-override-ingress-ingressclassname";
+
+/// Order annotations (set by the Gateway shim) that replace the `parentRefs` of an HTTP-01
+/// `gatewayHTTPRoute` solver with the Gateway the Certificate came from.
+pub const OVERRIDE_PARENT_REF_KIND: &str = "acme.cert-manager.io/http01-parentrefkind";
+pub const OVERRIDE_PARENT_REF_NAME: &str = "acme.cert-manager.io/http01-parentrefname";
+pub const OVERRIDE_PARENT_REF_NAMESPACE: &str = "acme.cert-manager.io/http01-parentrefnamespace";
+
+/// `solver` with the Order's Ingress (and Gateway parentRef) overrides applied (the name wins over the class, which
+/// wins over the ingressClassName; the Ingress shim never sets two). Solvers other than an
+/// HTTP-01 Ingress are returned unchanged.
+pub fn with_ingress_overrides(
+    solver: &AcmeChallengeSolver,
+    annotations: &BTreeMap<String, String>,
+) -> AcmeChallengeSolver {
+    let mut solver = solver.clone();
+    let value = |key: &str| annotations.get(key).cloned();
+    if let Some(route) = solver
+        .http01
+        .as_mut()
+        .and_then(|h| h.gateway_http_route.as_mut())
+        && let (Some(kind), Some(name)) = (
+            value(OVERRIDE_PARENT_REF_KIND),
+            value(OVERRIDE_PARENT_REF_NAME),
+        )
+    {
+        route.parent_refs = Some(vec![ParentReference {
+            kind: Some(kind),
+            name,
+            namespace: value(OVERRIDE_PARENT_REF_NAMESPACE),
+            ..ParentReference::default()
+        }]);
+    }
+    let Some(ingress) = solver.http01.as_mut().and_then(|h| h.ingress.as_mut()) else {
+        return solver;
+    };
+    if let Some(name) = value(OVERRIDE_INGRESS_NAME) {
+        (ingress.name, ingress.class, ingress.ingress_class_name) = (Some(name), None, None);
+    } else if let Some(class) = value(OVERRIDE_INGRESS_CLASS) {
+        (ingress.name, ingress.class, ingress.ingress_class_name) = (None, Some(class), None);
+    } else if let Some(class_name) = value(OVERRIDE_INGRESS_CLASS_NAME) {
+        (ingress.name, ingress.class, ingress.ingress_class_name) = (None, None, Some(class_name));
+    }
+    solver
+}
+
 /// The Challenges an Order should own, and the identifiers no solver can validate.
 #[derive(Clone, Debug, Default)]
 pub struct ChallengePlan {
@@ -357,7 +410,7 @@ pub fn desired_challenges(
                 ChallengeType::Http01 => key_authorization,
                 ChallengeType::Dns01 => dns_value,
             },
-            solver: solver.clone(),
+            solver: with_ingress_overrides(solver, order.annotations()),
             issuer_ref: order.spec.issuer_ref.clone(),
         };
         let name = challenge_name(&order.name_any(), &spec);
@@ -733,6 +786,59 @@ spec:
         assert_eq!(plan.challenges[0].spec.key, "tok1.THUMB");
         assert_eq!(plan.unsolvable, ["*.example.com"]);
         assert!(no_solver_message(&plan.unsolvable).contains("*.example.com"));
+    }
+
+    #[test]
+    fn ingress_overrides_from_order_annotations() {
+        let solver: AcmeChallengeSolver = serde_json::from_value(serde_json::json!(
+            {"http01": {"ingress": {"ingressClassName": "nginx", "serviceType": "ClusterIP"}}}
+        ))
+        .unwrap();
+        let ingress = |s: &AcmeChallengeSolver| s.http01.clone().unwrap().ingress.unwrap();
+        let none = BTreeMap::new();
+        assert_eq!(with_ingress_overrides(&solver, &none), solver);
+        let name = BTreeMap::from([(OVERRIDE_INGRESS_NAME.to_owned(), "web".to_owned())]);
+        let edited = ingress(&with_ingress_overrides(&solver, &name));
+        assert_eq!(edited.name.as_deref(), Some("web"));
+        assert_eq!((edited.class, edited.ingress_class_name), (None, None));
+        assert_eq!(edited.service_type.as_deref(), Some("ClusterIP"));
+        let class = BTreeMap::from([(OVERRIDE_INGRESS_CLASS.to_owned(), "gce".to_owned())]);
+        let edited = ingress(&with_ingress_overrides(&solver, &class));
+        assert_eq!(
+            (edited.class.as_deref(), edited.ingress_class_name),
+            (Some("gce"), None)
+        );
+        let class_name =
+            BTreeMap::from([(OVERRIDE_INGRESS_CLASS_NAME.to_owned(), "traefik".to_owned())]);
+        let edited = ingress(&with_ingress_overrides(&solver, &class_name));
+        assert_eq!(edited.ingress_class_name.as_deref(), Some("traefik"));
+        // DNS-01 solvers are not touched.
+        let dns = dns01(None);
+        assert_eq!(with_ingress_overrides(&dns, &name), dns);
+        // A Gateway's Certificate routes through that Gateway.
+        let route: AcmeChallengeSolver = serde_json::from_value(serde_json::json!(
+            {"http01": {"gatewayHTTPRoute": {"parentRefs": [{"name": "other"}], "serviceType": "ClusterIP"}}}
+        ))
+        .unwrap();
+        let gw = BTreeMap::from([
+            (OVERRIDE_PARENT_REF_KIND.to_owned(), "Gateway".to_owned()),
+            (OVERRIDE_PARENT_REF_NAME.to_owned(), "gw".to_owned()),
+        ]);
+        let edited = with_ingress_overrides(&route, &gw)
+            .http01
+            .unwrap()
+            .gateway_http_route
+            .unwrap();
+        assert_eq!(
+            edited.parent_refs.unwrap(),
+            [ParentReference {
+                kind: Some("Gateway".into()),
+                name: "gw".into(),
+                ..Default::default()
+            }]
+        );
+        assert_eq!(edited.service_type.as_deref(), Some("ClusterIP"));
+        assert_eq!(with_ingress_overrides(&route, &name), route);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::httproute::HTTPRoute;
 use super::objects::{self, ingress_host, ingress_path, is_controlled_by, namespace};
 use super::{FIELD_MANAGER, Http01Error, Http01Settings};
 use crate::api::Challenge;
@@ -29,6 +30,12 @@ pub async fn present(
     challenge: &Challenge,
     settings: &Http01Settings,
 ) -> Result<(), Http01Error> {
+    if super::httproute::route_solver(challenge).is_some() {
+        let ns = namespace(challenge)?;
+        ensure_pod(client, ns, challenge, settings).await?;
+        let service = ensure_service(client, ns, challenge, settings).await?;
+        return ensure_httproute(client, ns, challenge, settings, &service).await;
+    }
     let solver = objects::ingress_solver(challenge)?;
     let ns = namespace(challenge)?;
     ensure_pod(client, ns, challenge, settings).await?;
@@ -42,6 +49,12 @@ pub async fn present(
 /// Deletes the solver objects of a challenge, or removes its path from the Ingress named by
 /// `http01.ingress.name`. Idempotent.
 pub async fn cleanup(client: &Client, challenge: &Challenge) -> Result<(), Http01Error> {
+    if super::httproute::route_solver(challenge).is_some() {
+        let ns = namespace(challenge)?;
+        delete_all::<Pod>(client, ns, challenge).await?;
+        delete_all::<Service>(client, ns, challenge).await?;
+        return delete_all::<HTTPRoute>(client, ns, challenge).await;
+    }
     let solver = objects::ingress_solver(challenge)?;
     let ns = namespace(challenge)?;
     delete_all::<Pod>(client, ns, challenge).await?;
@@ -291,4 +304,35 @@ async fn remove_path_from_ingress(
         objects::remove_challenge_path(ingress, host.as_deref(), &path)
     })
     .await
+}
+
+/// Creates the solver HTTPRoute, or points the one that exists at the current Service.
+async fn ensure_httproute(
+    client: &Client,
+    ns: &str,
+    challenge: &Challenge,
+    settings: &Http01Settings,
+    service: &str,
+) -> Result<(), Http01Error> {
+    let api: Api<HTTPRoute> = Api::namespaced(client.clone(), ns);
+    let desired = super::httproute::build_httproute(challenge, settings, service)?;
+    let existing = owned::<HTTPRoute>(client, ns, challenge).await?;
+    let Some(route) = keep_oldest(&api, existing).await? else {
+        create(&api, &desired).await?;
+        return Ok(());
+    };
+    if route.spec.rules != desired.spec.rules || route.spec.parent_refs != desired.spec.parent_refs
+    {
+        let name = route.name_any();
+        let patch = serde_json::json!({"spec": {
+            "rules": desired.spec.rules, "parentRefs": desired.spec.parent_refs}});
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        api.patch(&name, &params, &Patch::Merge(&patch))
+            .await
+            .map_err(kube_error(format!("updating HTTPRoute {name}")))?;
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 mod apply;
+pub mod httproute;
 pub mod objects;
 mod self_check;
 pub mod server;

@@ -159,6 +159,24 @@ pub fn ingress_solver(
     }
 }
 
+/// The `podTemplate` and `serviceType` of an HTTP-01 challenge's solver, Ingress or
+/// `gatewayHTTPRoute`.
+pub fn pod_and_service_options(
+    challenge: &Challenge,
+) -> Result<
+    (
+        Option<&AcmeChallengeSolverHttp01PodTemplate>,
+        Option<&String>,
+    ),
+    Http01Error,
+> {
+    if let Some(route) = super::httproute::route_solver(challenge) {
+        return Ok((route.pod_template.as_ref(), route.service_type.as_ref()));
+    }
+    let solver = ingress_solver(challenge)?;
+    Ok((solver.pod_template.as_ref(), solver.service_type.as_ref()))
+}
+
 /// The path the ACME server fetches for `token`.
 pub fn challenge_path(token: &str) -> String {
     format!("{CHALLENGE_PATH_PREFIX}{token}")
@@ -183,7 +201,7 @@ fn quantities(pairs: [(&str, &str); 2]) -> BTreeMap<String, Quantity> {
 
 /// The solver Pod: the defaults of cert-manager with `podTemplate` merged over them.
 pub fn build_pod(challenge: &Challenge, settings: &Http01Settings) -> Result<Pod, Http01Error> {
-    let solver = ingress_solver(challenge)?;
+    let (pod_template, _) = pod_and_service_options(challenge)?;
     let spec = &challenge.spec;
     let container = Container {
         name: CONTAINER_NAME.to_owned(),
@@ -268,7 +286,7 @@ pub fn build_pod(challenge: &Challenge, settings: &Http01Settings) -> Result<Pod
         }),
         status: None,
     };
-    if let Some(template) = &solver.pod_template {
+    if let Some(template) = pod_template {
         merge_pod_template(&mut pod, template);
         // Template labels may add to the identity labels, never replace them.
         pod.metadata
@@ -383,7 +401,7 @@ pub fn build_service(
     challenge: &Challenge,
     settings: &Http01Settings,
 ) -> Result<Service, Http01Error> {
-    let solver = ingress_solver(challenge)?;
+    let (_, service_type) = pod_and_service_options(challenge)?;
     Ok(Service {
         metadata: ObjectMeta {
             generate_name: Some(GENERATE_NAME.to_owned()),
@@ -399,9 +417,8 @@ pub fn build_service(
         },
         spec: Some(ServiceSpec {
             type_: Some(
-                solver
-                    .service_type
-                    .clone()
+                service_type
+                    .cloned()
                     .filter(|t| !t.is_empty())
                     .unwrap_or_else(|| "NodePort".to_owned()),
             ),
