@@ -225,6 +225,15 @@ fn default_values_render_the_controller_restricted_and_with_its_crds() {
         pod["securityContext"]["seccompProfile"]["type"],
         "RuntimeDefault"
     );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"],
+        json!({"port": "http-healthz", "path": "/healthz", "scheme": "HTTP"})
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"],
+        json!({"port": "http-healthz", "path": "/readyz", "scheme": "HTTP"})
+    );
+    assert_eq!(container["ports"][1]["containerPort"], 9403);
     let sc = &container["securityContext"];
     assert_eq!(sc["readOnlyRootFilesystem"], true);
     assert_eq!(sc["allowPrivilegeEscalation"], false);

@@ -26,6 +26,8 @@ pub struct ControllerOptions {
     pub backoff_max: &'static str,
     /// More flags, appended last.
     pub extra_args: Vec<String>,
+    /// More environment variables of the controller process.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for ControllerOptions {
@@ -34,6 +36,7 @@ impl Default for ControllerOptions {
             backoff_min: "5s",
             backoff_max: "20s",
             extra_args: vec![],
+            extra_env: vec![],
         }
     }
 }
@@ -43,6 +46,9 @@ pub struct Stack {
     certsmith: PathBuf,
     controller: Mutex<Option<Process>>,
     options: ControllerOptions,
+    /// Loopback ports of the controller's `/metrics` and `/healthz`, `/readyz` endpoints.
+    metrics_port: u16,
+    healthz_port: u16,
     // Kept alive for the stack's lifetime; they run on `runtime`.
     _kubelet: FakeKubelet,
     _router: IngressRouter,
@@ -94,8 +100,11 @@ impl Stack {
                 .join()
                 .map_err(|_| anyhow::anyhow!("starting the stand-ins panicked"))?
         })?;
+        let [metrics_port, healthz_port] = process::free_ports::<2>()?;
         let stack = Stack {
             cp,
+            metrics_port,
+            healthz_port,
             certsmith: certsmith.to_path_buf(),
             controller: Mutex::new(None),
             options,
@@ -109,6 +118,16 @@ impl Stack {
 
     pub fn control_plane(&self) -> &'static ControlPlane {
         self.cp
+    }
+
+    /// The controller's Prometheus endpoint: `http://127.0.0.1:<port>/metrics`.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.metrics_port)
+    }
+
+    /// The controller's health endpoints' base: `http://127.0.0.1:<port>` (`/healthz`, `/readyz`).
+    pub fn healthz_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.healthz_port)
     }
 
     /// The controller's command line.
@@ -132,8 +151,17 @@ impl Stack {
                 self.options.backoff_max,
             ])
             .args(["--log-format", "json"])
+            .arg(format!(
+                "--metrics-listen-address=127.0.0.1:{}",
+                self.metrics_port
+            ))
+            .arg(format!(
+                "--internal-healthz-listen-address=127.0.0.1:{}",
+                self.healthz_port
+            ))
             .args(&self.options.extra_args)
-            .env("RUST_LOG", "certsmith=debug,info");
+            .env("RUST_LOG", "certsmith=debug,info")
+            .envs(self.options.extra_env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+
+use crate::runtime::metrics::PlainCounter;
 
 /// The labels of one counted request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
@@ -31,7 +32,7 @@ pub struct RequestLabels {
 
 struct Metrics {
     total: AtomicU64,
-    family: Family<RequestLabels, Counter>,
+    family: Family<RequestLabels, PlainCounter>,
     by_labels: Mutex<BTreeMap<RequestLabels, u64>>,
 }
 
@@ -42,7 +43,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
 });
 
 /// Adds the ACME client metrics to `registry` (which the caller prefixes with `certmanager`).
-/// The counter is exposed as `<prefix>_http_acme_client_request_count_total` in OpenMetrics.
+/// The counter is a [`PlainCounter`]: served as `<prefix>_http_acme_client_request_count`, with no
+/// `_total` suffix, by [`crate::runtime::metrics::encode`].
 pub fn register(registry: &mut Registry) {
     registry.register(
         "http_acme_client_request_count",
@@ -128,10 +130,9 @@ mod tests {
 
         let mut registry = Registry::with_prefix("certmanager");
         register(&mut registry);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let text = crate::runtime::metrics::encode(&registry);
         assert!(
-            text.contains("certmanager_http_acme_client_request_count_total{"),
+            text.contains("certmanager_http_acme_client_request_count{"),
             "{text}"
         );
         assert!(

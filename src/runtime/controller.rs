@@ -64,6 +64,12 @@ pub struct ControllerArgs {
     /// The Ingress and Gateway shims (boxed: they would make every subcommand as large).
     #[command(flatten)]
     pub shim: Box<ShimArgs>,
+    /// Address of the Prometheus `/metrics` endpoint.
+    #[arg(long, default_value = "0.0.0.0:9402")]
+    pub metrics_listen_address: SocketAddr,
+    /// Address of the `/healthz` (liveness) and `/readyz` (readiness) endpoints.
+    #[arg(long, alias = "healthz-listen-address", default_value = "0.0.0.0:9403")]
+    pub internal_healthz_listen_address: SocketAddr,
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
     /// Log level filter, overridden by RUST_LOG.
@@ -142,6 +148,19 @@ impl ControllerArgs {
 
     pub async fn run(self) -> anyhow::Result<()> {
         telemetry::init(self.log_format, &self.log_level);
+        let registry = std::sync::Arc::new(super::metrics::registry());
+        super::server::spawn(
+            self.metrics_listen_address,
+            super::server::Endpoints::Metrics,
+            registry.clone(),
+        )
+        .await;
+        super::server::spawn(
+            self.internal_healthz_listen_address,
+            super::server::Endpoints::Health,
+            registry,
+        )
+        .await;
         let client = kube_client(self.kubeconfig.as_deref()).await?;
         // Fail fast with a hint instead of watch errors when the CRDs are not installed.
         Api::<Certificate>::all(client.clone())
@@ -156,6 +175,8 @@ impl ControllerArgs {
             "certsmith controller starting"
         );
         let ctx = controllers::Context::new(client, config);
+        // The API server answered the list above; the controllers start now.
+        super::metrics::set_ready(true);
         controllers::run(ctx, controllers::shutdown_on(shutdown_signal())).await;
         tracing::info!("certsmith controller stopped");
         Ok(())

@@ -55,8 +55,9 @@ fn demo() -> anyhow::Result<()> {
     step("Starting certsmith, a stand-in kubelet and a stand-in ingress controller");
     let stack = Stack::start(cp, &certsmith, ControllerOptions::default())?;
     done(&format!(
-        "certsmith's log: {}",
-        cp.work_dir().join("certsmith-controller-0.log").display()
+        "certsmith's log: {}; metrics: {}",
+        cp.work_dir().join("certsmith-controller-0.log").display(),
+        stack.metrics_url()
     ));
 
     tokio::runtime::Builder::new_multi_thread()

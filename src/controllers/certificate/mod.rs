@@ -83,6 +83,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
     let secrets: Api<PartialObjectMeta<Secret>> = ctx.scoped_api();
     let controller = Controller::new(certificates, watcher::Config::default());
     let store = controller.store();
+    crate::runtime::metrics::watch_certificates(store.clone());
     let state = Arc::new(CertificateController {
         ctx,
         store: store.clone(),
@@ -99,6 +100,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move {
+            crate::runtime::metrics::record_sync("certificates", result.is_ok());
             if let Err(error) = result {
                 tracing::debug!(%error, "certificate reconcile");
             }

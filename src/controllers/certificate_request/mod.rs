@@ -106,6 +106,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|result| async move {
+            crate::runtime::metrics::record_sync("certificaterequests", result.is_ok());
             if let Err(error) = result {
                 tracing::debug!(%error, "certificaterequest reconcile");
             }

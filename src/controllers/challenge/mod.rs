@@ -11,8 +11,8 @@
 //! * The authorization is polled with a short backoff (honouring Retry-After) until it is
 //!   `valid` ("Successfully authorized domain") or fails ("Error accepting authorization: …").
 //! * A final Challenge has its solver cleaned up; a deleted one too, then loses its finalizer.
-//! * DNS-01 ([`crate::solvers::dns01`]): the TXT value is added through the provider (RFC 2136
-//!   or a cert-manager webhook)
+//! * DNS-01 ([`crate::solvers::dns01`]): the TXT value is added through the provider (RFC 2136,
+//!   a cert-manager webhook, Cloudflare or Route53)
 //!   at `_acme-challenge.<domain>` (CNAMEs followed with `cnameStrategy: Follow`) once, then the
 //!   propagation check runs every `--dns01-check-retry-period` ("Waiting for DNS-01 challenge
 //!   propagation: …") until the zone's nameservers serve it, and the challenge is accepted at
@@ -183,6 +183,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, controller)
         .for_each(|result| async move {
+            crate::runtime::metrics::record_sync("challenges", result.is_ok());
             match result {
                 Ok((object, _)) => tracing::trace!(%object, "reconciled"),
                 Err(controller::Error::ReconcilerFailed(_, _)) => {}

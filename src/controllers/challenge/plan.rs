@@ -261,15 +261,15 @@ mod tests {
         rfc2136.status.as_mut().unwrap().state = Some(AcmeState::Processing);
         assert_eq!(next(&rfc2136), Next::Poll);
         // Another provider is not implemented yet, and says which.
-        let mut cloudflare = challenge(ChallengeType::Dns01, None, &ours);
-        cloudflare.spec.solver.dns01 = Some(crate::api::acme::AcmeChallengeSolverDns01 {
-            cloudflare: Some(Default::default()),
+        let mut acme_dns = challenge(ChallengeType::Dns01, None, &ours);
+        acme_dns.spec.solver.dns01 = Some(crate::api::acme::AcmeChallengeSolverDns01 {
+            acme_dns: Some(Default::default()),
             ..Default::default()
         });
-        assert_eq!(next(&cloudflare), Next::NotImplemented);
+        assert_eq!(next(&acme_dns), Next::NotImplemented);
         assert_eq!(
-            dns01_not_implemented(&cloudflare),
-            "DNS-01 is not implemented yet for the cloudflare provider"
+            dns01_not_implemented(&acme_dns),
+            "DNS-01 is not implemented yet for the acmeDNS provider"
         );
         assert_eq!(
             next(&challenge(

@@ -177,6 +177,7 @@ async fn run_kind<K: IssuerResource>(controller: Arc<IssuerController>, shutdown
         watcher::Config::default().any_semantic(),
     );
     let store = issuers.store();
+    crate::runtime::metrics::watch_issuers(K::CLUSTER, store.clone());
     let secrets: Api<PartialObjectMeta<Secret>> = match (K::CLUSTER, namespace) {
         (true, _) => Api::namespaced(client.clone(), &ctx.config.cluster_resource_namespace),
         (false, Some(ns)) => Api::namespaced(client.clone(), ns),
@@ -205,6 +206,12 @@ async fn run_kind<K: IssuerResource>(controller: Arc<IssuerController>, shutdown
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, controller.clone())
         .for_each(|result| async move {
+            let controller = if K::CLUSTER {
+                "clusterissuers"
+            } else {
+                "issuers"
+            };
+            crate::runtime::metrics::record_sync(controller, result.is_ok());
             match result {
                 Ok((object, _)) => tracing::trace!(%object, "reconciled"),
                 Err(controller::Error::ReconcilerFailed(_, _)) => {} // logged by error_policy

@@ -140,6 +140,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, controller)
         .for_each(|result| async move {
+            crate::runtime::metrics::record_sync("orders", result.is_ok());
             match result {
                 Ok((object, _)) => tracing::trace!(%object, "reconciled"),
                 Err(controller::Error::ReconcilerFailed(_, _)) => {}

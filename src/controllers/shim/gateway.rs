@@ -161,6 +161,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
+            crate::runtime::metrics::record_sync("gateway-shim", result.is_ok());
             if let Err(error) = result {
                 tracing::debug!(%error, "gateway-shim reconcile");
             }

@@ -2,8 +2,9 @@
 //! `_acme-challenge.<domain>` (the same name for `*.<domain>`), wait until the zone's nameservers
 //! serve it, and remove only that value afterwards.
 //!
-//! * [`Dns01Provider`] is what a DNS provider implements: [`rfc2136`], and [`webhook`]
-//!   (cert-manager's webhook protocol through the API server's aggregation layer).
+//! * [`Dns01Provider`] is what a DNS provider implements: [`rfc2136`], [`webhook`]
+//!   (cert-manager's webhook protocol through the API server's aggregation layer) and
+//!   [`cloudflare`] (its REST API v4) and [`route53`] (its REST API, SigV4-signed).
 //! * [`propagation`] finds the zone (an SOA walk), follows CNAMEs (`cnameStrategy: Follow`) and
 //!   checks that the value is visible — on the zone's authoritative nameservers, or on the
 //!   configured recursive ones (`--dns01-recursive-nameservers-only`) — with no fixed sleep.
@@ -18,8 +19,10 @@ use kube::api::Api;
 use crate::api::Challenge;
 use crate::api::acme::{AcmeChallengeSolverDns01, CnameStrategy};
 
+pub mod cloudflare;
 pub mod propagation;
 pub mod rfc2136;
+pub mod route53;
 pub mod webhook;
 
 /// Settings of DNS-01 solving, from the controller's flags.
@@ -119,7 +122,10 @@ pub fn provider_name(dns01: &AcmeChallengeSolverDns01) -> &'static str {
 
 /// Whether certsmith can solve this DNS-01 configuration.
 pub fn is_supported(dns01: &AcmeChallengeSolverDns01) -> bool {
-    dns01.rfc2136.is_some() || dns01.webhook.is_some()
+    dns01.rfc2136.is_some()
+        || dns01.webhook.is_some()
+        || dns01.cloudflare.is_some()
+        || dns01.route53.is_some()
 }
 
 /// Where a challenge's record goes: the (CNAME-followed) record name and its zone.
@@ -174,6 +180,94 @@ pub async fn provider(
         return Ok(Box::new(
             rfc2136::Rfc2136::new(config, secret.as_deref()).await?,
         ));
+    }
+    if let Some(config) = &dns01.cloudflare {
+        let auth = match (&config.api_token_secret_ref, &config.api_key_secret_ref) {
+            (Some(token), None) => {
+                let key = token.key.as_deref().unwrap_or("api-token");
+                cloudflare::Auth::Token(
+                    read_secret(client, secret_namespace, &token.name, key).await?,
+                )
+            }
+            (None, Some(api_key)) => {
+                let email = config
+                    .email
+                    .clone()
+                    .filter(|e| !e.is_empty())
+                    .ok_or_else(|| {
+                        Dns01Error::Config(
+                            "cloudflare: email is required with apiKeySecretRef".to_owned(),
+                        )
+                    })?;
+                let key = api_key.key.as_deref().unwrap_or("api-key");
+                cloudflare::Auth::Key {
+                    email,
+                    key: read_secret(client, secret_namespace, &api_key.name, key).await?,
+                }
+            }
+            _ => {
+                return Err(Dns01Error::Config(
+                    "cloudflare: set exactly one of apiTokenSecretRef or apiKeySecretRef"
+                        .to_owned(),
+                ));
+            }
+        };
+        return Ok(Box::new(cloudflare::Cloudflare::new(
+            &cloudflare::Cloudflare::api_url(),
+            auth,
+        )?));
+    }
+    if let Some(config) = &dns01.route53 {
+        if config.role.as_deref().is_some_and(|r| !r.is_empty()) {
+            return Err(Dns01Error::Config(
+                "route53: role (STS AssumeRole) is not supported by certsmith yet; use the role's own access key".to_owned(),
+            ));
+        }
+        if config.auth.is_some() {
+            return Err(Dns01Error::Config(
+                "route53: auth.kubernetes (AssumeRoleWithWebIdentity) is not supported by certsmith yet".to_owned(),
+            ));
+        }
+        let access_key_id = match (&config.access_key_id, &config.access_key_id_secret_ref) {
+            (Some(id), _) if !id.trim().is_empty() => Some(id.trim().to_owned()),
+            (_, Some(selector)) => {
+                let key = selector.key.as_deref().unwrap_or("access-key-id");
+                Some(read_secret(client, secret_namespace, &selector.name, key).await?)
+            }
+            _ => None,
+        };
+        let credentials = match (access_key_id, &config.secret_access_key_secret_ref) {
+            (Some(access_key_id), Some(selector)) => {
+                let key = selector.key.as_deref().unwrap_or("secret-access-key");
+                route53::AwsCredentials {
+                    access_key_id,
+                    secret_access_key: read_secret(client, secret_namespace, &selector.name, key)
+                        .await?,
+                    session_token: None,
+                }
+            }
+            (None, None) if allow_ambient_credentials => route53::AwsCredentials::from_env()
+                .ok_or_else(|| {
+                    Dns01Error::Config(
+                        "route53: no credentials configured and none in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)".to_owned(),
+                    )
+                })?,
+            (None, None) => {
+                return Err(Dns01Error::Config(
+                    "route53: no credentials configured, and ambient credentials are not allowed for an Issuer".to_owned(),
+                ));
+            }
+            _ => {
+                return Err(Dns01Error::Config(
+                    "route53: set both an access key ID (accessKeyID or accessKeyIDSecretRef) and secretAccessKeySecretRef".to_owned(),
+                ));
+            }
+        };
+        return Ok(Box::new(route53::Route53::new(
+            &route53::Route53::api_url(),
+            credentials,
+            config.hosted_zone_id.clone(),
+        )?));
     }
     Err(Dns01Error::Unsupported(provider_name(dns01)))
 }
@@ -238,8 +332,16 @@ mod tests {
     fn supported_providers() {
         let mut dns01 = AcmeChallengeSolverDns01::default();
         assert!(!is_supported(&dns01));
-        dns01.cloudflare = Some(Default::default());
+        dns01.acme_dns = Some(Default::default());
         assert!(!is_supported(&dns01));
+        assert_eq!(provider_name(&dns01), "acmeDNS");
+        dns01.acme_dns = None;
+        dns01.route53 = Some(Default::default());
+        assert!(is_supported(&dns01));
+        assert_eq!(provider_name(&dns01), "route53");
+        dns01.route53 = None;
+        dns01.cloudflare = Some(Default::default());
+        assert!(is_supported(&dns01));
         assert_eq!(provider_name(&dns01), "cloudflare");
         dns01.cloudflare = None;
         dns01.rfc2136 = Some(Default::default());
