@@ -4,6 +4,7 @@
 //! `acme.cert-manager.io/v1`: [`Order`], [`Challenge`].
 
 pub mod acme;
+pub mod annotations;
 pub mod certificate;
 pub mod certificate_request;
 pub mod challenge;

@@ -17,23 +17,14 @@ use crate::pki::renewal::{format_go_duration, parse_go_duration};
 
 /// Annotations read on the Ingress.
 pub mod annotation {
+    pub use crate::api::annotations::{
+        ALT_NAMES, COMMON_NAME, EMAIL_SANS, IP_SANS, ISSUER_GROUP, ISSUER_KIND, SUBJECT_COUNTRIES,
+        SUBJECT_LOCALITIES, SUBJECT_ORGANIZATIONAL_UNITS, SUBJECT_ORGANIZATIONS,
+        SUBJECT_POSTAL_CODES, SUBJECT_PROVINCES, SUBJECT_SERIAL_NUMBER, SUBJECT_STREET_ADDRESSES,
+        URI_SANS,
+    };
     pub const ISSUER: &str = "cert-manager.io/issuer";
     pub const CLUSTER_ISSUER: &str = "cert-manager.io/cluster-issuer";
-    pub const ISSUER_KIND: &str = "cert-manager.io/issuer-kind";
-    pub const ISSUER_GROUP: &str = "cert-manager.io/issuer-group";
-    pub const COMMON_NAME: &str = "cert-manager.io/common-name";
-    pub const ALT_NAMES: &str = "cert-manager.io/alt-names";
-    pub const IP_SANS: &str = "cert-manager.io/ip-sans";
-    pub const URI_SANS: &str = "cert-manager.io/uri-sans";
-    pub const EMAIL_SANS: &str = "cert-manager.io/email-sans";
-    pub const SUBJECT_ORGANIZATIONS: &str = "cert-manager.io/subject-organizations";
-    pub const SUBJECT_ORGANIZATIONAL_UNITS: &str = "cert-manager.io/subject-organizationalunits";
-    pub const SUBJECT_COUNTRIES: &str = "cert-manager.io/subject-countries";
-    pub const SUBJECT_PROVINCES: &str = "cert-manager.io/subject-provinces";
-    pub const SUBJECT_LOCALITIES: &str = "cert-manager.io/subject-localities";
-    pub const SUBJECT_POSTAL_CODES: &str = "cert-manager.io/subject-postalcodes";
-    pub const SUBJECT_STREET_ADDRESSES: &str = "cert-manager.io/subject-streetaddresses";
-    pub const SUBJECT_SERIAL_NUMBER: &str = "cert-manager.io/subject-serialnumber";
     pub const DURATION: &str = "cert-manager.io/duration";
     pub const RENEW_BEFORE: &str = "cert-manager.io/renew-before";
     pub const RENEW_BEFORE_PERCENTAGE: &str = "cert-manager.io/renew-before-percentage";
