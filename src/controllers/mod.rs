@@ -29,6 +29,7 @@ pub mod conditions;
 pub mod issuer;
 pub mod order;
 pub mod shim;
+pub mod stale;
 
 /// Field manager of every server-side apply certsmith makes.
 pub const FIELD_MANAGER: &str = "certsmith";

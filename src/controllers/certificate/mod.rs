@@ -15,8 +15,8 @@
 //! status with a JSON merge patch that carries the observed `resourceVersion`, so a status
 //! computed from a stale cache is rejected (409) instead of overwriting a newer one.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -31,6 +31,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::backoff::{Backoff, fingerprint};
+use super::stale::WrittenVersions;
 use super::{Context, FIELD_MANAGER, Shutdown, is_status};
 use crate::api::Certificate;
 use crate::api::certificate::{CertificateCondition, CertificateStatus};
@@ -73,7 +74,7 @@ pub struct CertificateController {
     errors: Backoff,
     /// The resourceVersion each Certificate had before its last status write: a reconcile that
     /// still sees it works on a stale cache and waits for the watch to catch up.
-    superseded: Mutex<HashMap<String, String>>,
+    superseded: WrittenVersions,
 }
 
 /// Runs the Certificate controller until `shutdown` resolves.
@@ -88,7 +89,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
         ctx,
         store: store.clone(),
         errors: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
-        superseded: Mutex::new(HashMap::new()),
+        superseded: WrittenVersions::default(),
     });
     controller
         .owns(requests, watcher::Config::default())
@@ -176,14 +177,11 @@ async fn reconcile(
         state.errors.reset(&key);
         return Ok(Action::await_change());
     }
+    if state
+        .superseded
+        .is_stale(&key, certificate.metadata.resource_version.as_ref())
     {
-        let mut superseded = state.superseded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = superseded.get(&key) {
-            if certificate.metadata.resource_version.as_ref() == Some(old) {
-                return Ok(Action::requeue(Duration::from_millis(200)));
-            }
-            superseded.remove(&key);
-        }
+        return Ok(Action::requeue(Duration::from_millis(200)));
     }
     let action = reconcile_certificate(&certificate, &state).await?;
     state.errors.reset(&key);
@@ -740,13 +738,10 @@ async fn write_status(
     )
     .await
     .map_err(kube_error("writing the Certificate status"))?;
-    if let Some(rv) = &certificate.metadata.resource_version {
-        state
-            .superseded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(object_key(certificate), rv.clone());
-    }
+    state.superseded.record(
+        object_key(certificate),
+        certificate.metadata.resource_version.as_ref(),
+    );
     Ok(())
 }
 

@@ -13,8 +13,7 @@
 //!   the request's `Ready` condition, its chain the request's certificate.
 //! * Other issuer types stay `Pending` ("not implemented yet"), not `Failed`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -30,6 +29,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::backoff::{Backoff, fingerprint};
+use super::stale::WrittenVersions;
 use super::{Context, Shutdown, is_status};
 use crate::api::certificate_request::{CertificateRequest, CertificateRequestStatus};
 use crate::api::issuer::{IssuerConfig, IssuerSpec, IssuerStatus};
@@ -72,7 +72,7 @@ pub struct RequestController {
     errors: Backoff,
     /// The resourceVersion each request had before its last status write (see the Certificate
     /// controller).
-    superseded: Mutex<HashMap<String, String>>,
+    superseded: WrittenVersions,
 }
 
 /// Runs the CertificateRequest controller until `shutdown` resolves.
@@ -88,7 +88,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: Shutdown) {
     let state = Arc::new(RequestController {
         ctx,
         errors: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
-        superseded: Mutex::new(HashMap::new()),
+        superseded: WrittenVersions::default(),
     });
     controller
         .owns(orders, watcher::Config::default())
@@ -171,14 +171,11 @@ async fn reconcile(
         state.errors.reset(&key);
         return Ok(Action::await_change());
     }
+    if state
+        .superseded
+        .is_stale(&key, request.metadata.resource_version.as_ref())
     {
-        let mut superseded = state.superseded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = superseded.get(&key) {
-            if request.metadata.resource_version.as_ref() == Some(old) {
-                return Ok(Action::requeue(Duration::from_millis(200)));
-            }
-            superseded.remove(&key);
-        }
+        return Ok(Action::requeue(Duration::from_millis(200)));
     }
     let action = reconcile_request(&request, &state).await?;
     state.errors.reset(&key);
@@ -658,13 +655,10 @@ async fn write_status(
     )
     .await
     .map_err(kube_error("writing the CertificateRequest status"))?;
-    if let Some(rv) = &request.metadata.resource_version {
-        state
-            .superseded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(object_key(request), rv.clone());
-    }
+    state.superseded.record(
+        object_key(request),
+        request.metadata.resource_version.as_ref(),
+    );
     Ok(())
 }
 
