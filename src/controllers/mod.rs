@@ -111,6 +111,21 @@ impl Context {
     }
 }
 
+/// A failed Kubernetes API call and what it was for; every reconciler's error wraps it.
+#[derive(Debug, thiserror::Error)]
+#[error("{action}: {source}")]
+pub struct KubeError {
+    pub action: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+/// `.map_err(kube_error("writing the status"))?` names the call that failed.
+pub fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
+    let action = action.into();
+    move |source| KubeError { action, source }
+}
+
 /// Whether an API error carries this HTTP status code.
 pub fn is_status(error: &kube::Error, code: u16) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == code)

@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 
 use super::backoff::{Backoff, fingerprint};
 use super::stale::WrittenVersions;
-use super::{Context, FIELD_MANAGER, Shutdown, is_status};
+use super::{Context, FIELD_MANAGER, KubeError, Shutdown, is_status, kube_error};
 use crate::api::Certificate;
 use crate::api::certificate::{CertificateCondition, CertificateStatus};
 use crate::api::certificate_request::CertificateRequest;
@@ -49,19 +49,10 @@ use plan::{CertState, KeyState, NextKeyFacts, Plan, SecretFacts, Step};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{action}: {source}")]
-    Kube {
-        action: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Kube(#[from] KubeError),
     #[error("{0}")]
     Internal(String),
-}
-
-fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let action = action.into();
-    move |source| Error::Kube { action, source }
 }
 
 /// The state the Certificate reconciles share.
@@ -147,7 +138,7 @@ fn error_policy(
     state: Arc<CertificateController>,
 ) -> Action {
     let key = object_key(&certificate);
-    let conflict = matches!(error, Error::Kube { source, .. } if is_status(source, 409));
+    let conflict = matches!(error, Error::Kube(KubeError { source, .. }) if is_status(source, 409));
     let delay = if conflict {
         // Someone (or the watch we are waiting for) changed the object: look again soon.
         Duration::from_millis(500)
@@ -474,7 +465,8 @@ async fn reconcile_certificate(
                                 publish(ctx, certificate, &events).await;
                                 return Err(kube_error(format!(
                                     "creating CertificateRequest {request_name}"
-                                ))(e));
+                                ))(e)
+                                .into());
                             }
                         }
                     }
@@ -496,7 +488,9 @@ async fn reconcile_certificate(
                         Ok(_) => {}
                         Err(e) if is_status(&e, 404) => {}
                         Err(e) => {
-                            return Err(kube_error(format!("deleting CertificateRequest {n}"))(e));
+                            return Err(
+                                kube_error(format!("deleting CertificateRequest {n}"))(e).into()
+                            );
                         }
                     }
                 }
@@ -635,7 +629,7 @@ async fn delete_ignoring_missing(api: &Api<Secret>, name: &str, what: &str) -> R
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(e) if is_status(&e, 404) => Ok(()),
-        Err(e) => Err(kube_error(format!("deleting {what} {name}"))(e)),
+        Err(e) => Err(kube_error(format!("deleting {what} {name}"))(e).into()),
     }
 }
 
@@ -668,7 +662,9 @@ async fn create_next_key(
             &secret::next_key_secret(certificate, &key_pem),
         )
         .await
-        .map_err(|e| StepError::Kube(kube_error("creating the next private key Secret")(e)))?;
+        .map_err(|e| {
+            StepError::Kube(kube_error("creating the next private key Secret")(e).into())
+        })?;
     Ok(created.name_any())
 }
 

@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 
 use super::backoff::{Backoff, fingerprint};
 use super::stale::WrittenVersions;
-use super::{Context, Shutdown, is_status};
+use super::{Context, KubeError, Shutdown, is_status, kube_error};
 use crate::api::certificate_request::{CertificateRequest, CertificateRequestStatus};
 use crate::api::issuer::{IssuerConfig, IssuerSpec, IssuerStatus};
 use crate::api::{ClusterIssuer, Issuer, Order};
@@ -51,19 +51,10 @@ const UNSUPPORTED_RECHECK: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{action}: {source}")]
-    Kube {
-        action: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Kube(#[from] KubeError),
     #[error("{0}")]
     Internal(String),
-}
-
-fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let action = action.into();
-    move |source| Error::Kube { action, source }
 }
 
 /// The state the CertificateRequest reconciles share.
@@ -150,7 +141,7 @@ fn error_policy(
     state: Arc<RequestController>,
 ) -> Action {
     let key = object_key(&request);
-    let conflict = matches!(error, Error::Kube { source, .. } if is_status(source, 409));
+    let conflict = matches!(error, Error::Kube(KubeError { source, .. }) if is_status(source, 409));
     let delay = if conflict {
         Duration::from_millis(500)
     } else {
@@ -556,7 +547,9 @@ async fn issue_acme(
             match orders.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => {}
                 Err(e) if is_status(&e, 404) => {}
-                Err(e) => return Err(kube_error(format!("deleting Order {namespace}/{name}"))(e)),
+                Err(e) => {
+                    return Err(kube_error(format!("deleting Order {namespace}/{name}"))(e).into());
+                }
             }
             outcome.requeue = Some(Duration::from_secs(1));
             return Ok(());
@@ -581,7 +574,9 @@ async fn issue_acme(
                     format!("Created Order resource {namespace}/{name}"),
                 )),
                 Err(e) if is_status(&e, 409) => {}
-                Err(e) => return Err(kube_error(format!("creating Order {namespace}/{name}"))(e)),
+                Err(e) => {
+                    return Err(kube_error(format!("creating Order {namespace}/{name}"))(e).into());
+                }
             }
             let pending = plan::order_outcome(&namespace, &name, &OrderFacts::Missing);
             if let OrderOutcome::Pending(message) = pending {

@@ -34,7 +34,7 @@ use kube::{Resource, ResourceExt};
 
 use super::backoff::Backoff;
 use super::issuer::{LookupError, acme_issuer};
-use super::{Context, FIELD_MANAGER, Shutdown};
+use super::{Context, FIELD_MANAGER, KubeError, Shutdown, kube_error};
 use crate::acme::AcmeError;
 use crate::api::acme::AcmeState;
 use crate::api::challenge::{ChallengeStatus, ChallengeType};
@@ -80,12 +80,8 @@ impl From<SolverError> for Error {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{action}: {source}")]
-    Kube {
-        action: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Kube(#[from] KubeError),
     #[error("{action}: {source}")]
     Acme { action: String, source: AcmeError },
     #[error(transparent)]
@@ -106,11 +102,6 @@ impl Error {
             _ => None,
         }
     }
-}
-
-fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let action = action.into();
-    move |source| Error::Kube { action, source }
 }
 
 /// The state the Challenge reconcilers share.
@@ -284,9 +275,9 @@ async fn update_finalizers(
                 }
             }
             Err(e) => {
-                return Err(kube_error(format!(
-                    "updating the finalizers of Challenge {name}"
-                ))(e));
+                return Err(
+                    kube_error(format!("updating the finalizers of Challenge {name}"))(e).into(),
+                );
             }
         }
     }

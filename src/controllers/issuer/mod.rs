@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::backoff::{Backoff, fingerprint};
-use super::{Context, FIELD_MANAGER, Shutdown};
+use super::{Context, FIELD_MANAGER, KubeError, Shutdown, kube_error};
 use crate::acme::{AccountConfig, AccountSecrets, IssuerKey, RegistrationAction};
 use crate::api::issuer::{GenericIssuer, IssuerConfig, IssuerSpec};
 use crate::api::{ClusterIssuer, Issuer};
@@ -52,17 +52,8 @@ pub fn reconcile_count() -> u64 {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{action}: {source}")]
-    Kube {
-        action: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let action = action.into();
-    move |source| Error::Kube { action, source }
+    #[error(transparent)]
+    Kube(#[from] KubeError),
 }
 
 /// The state the issuer reconcilers share.
@@ -239,7 +230,7 @@ async fn get_secret(client: &Client, namespace: &str, name: &str) -> Result<Opti
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     api.get_opt(name)
         .await
-        .map_err(kube_error(format!("reading Secret {namespace}/{name}")))
+        .map_err(|e| kube_error(format!("reading Secret {namespace}/{name}"))(e).into())
 }
 
 fn entry(secret: Option<&Secret>, key: &str) -> Option<Vec<u8>> {

@@ -29,7 +29,7 @@ use kube::{Resource, ResourceExt};
 
 use super::backoff::{Backoff, fingerprint};
 use super::issuer::{AcmeIssuerRef, LookupError, acme_issuer};
-use super::{Context, FIELD_MANAGER, Shutdown};
+use super::{Context, FIELD_MANAGER, KubeError, Shutdown, kube_error};
 use crate::acme::{AcmeError, CertificateOutcome, OrderSnapshot};
 use crate::api::acme::AcmeState;
 use crate::api::order::OrderStatus;
@@ -47,12 +47,8 @@ const MAX_STEPS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{action}: {source}")]
-    Kube {
-        action: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Kube(#[from] KubeError),
     #[error("{action}: {source}")]
     Acme { action: String, source: AcmeError },
     #[error(transparent)]
@@ -67,11 +63,6 @@ impl Error {
             _ => None,
         }
     }
-}
-
-fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let action = action.into();
-    move |source| Error::Kube { action, source }
 }
 
 /// The state the Order reconcilers share.
@@ -631,7 +622,8 @@ async fn delete_challenges(ctx: &Context, challenges: &[Challenge]) -> Result<()
                 return Err(kube_error(format!(
                     "deleting Challenge {namespace}/{}",
                     challenge.name_any()
-                ))(e));
+                ))(e)
+                .into());
             }
         }
     }

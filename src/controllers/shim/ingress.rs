@@ -24,21 +24,12 @@ use serde_json::json;
 
 use super::plan::{self, TlsBlock};
 use crate::api::Certificate;
-use crate::controllers::{Context, FIELD_MANAGER, Shutdown};
+use crate::controllers::{Context, FIELD_MANAGER, KubeError, Shutdown, kube_error};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{action}: {source}")]
-    Kube {
-        action: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-fn kube_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let action = action.into();
-    move |source| Error::Kube { action, source }
+    #[error(transparent)]
+    Kube(#[from] KubeError),
 }
 
 /// Runs the Ingress shim until `shutdown` resolves.
@@ -215,9 +206,10 @@ where
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(e) => {
-                        return Err(kube_error(format!(
-                            "deleting Certificate {namespace}/{name}"
-                        ))(e));
+                        return Err(
+                            kube_error(format!("deleting Certificate {namespace}/{name}"))(e)
+                                .into(),
+                        );
                     }
                 }
                 ctx.event(
